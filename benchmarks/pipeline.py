@@ -1,0 +1,113 @@
+"""Pipeline throughput against raw Kafka consumption, measured in the same run.
+
+    python benchmarks/pipeline.py [--cases 20000] [--bootstrap HOST:PORT]
+
+Both numbers come from the same broker and the same messages: first a plain aiokafka
+consumer reads the raw topic (the ceiling), then a real `civicpulse worker` processes it
+into embedded ClickHouse; the sustained rate runs from the worker's first processed batch
+to the moment the store holds every distinct event. The ratio is what to compare across
+machines and runs; absolute numbers on a shared 2-core machine are noisy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+from aiokafka import AIOKafkaConsumer
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from streams import kafka_runtime  # noqa: E402
+from streams.kafka_runtime.topics import ensure_topics_sync  # noqa: E402
+from streams.sources.simulator import SimulationConfig, produce, simulate  # noqa: E402
+from tests.workers import WorkerProcess  # noqa: E402
+
+
+async def raw_consume_rate(bootstrap: str, topic: str, expected: int) -> float:
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        max_partition_fetch_bytes=4 * 1024 * 1024,
+    )
+    await consumer.start()
+    try:
+        seen = 0
+        started = time.perf_counter()
+        while seen < expected:
+            for messages in (await consumer.getmany(timeout_ms=1000, max_records=10_000)).values():
+                seen += len(messages)
+        return seen / (time.perf_counter() - started)
+    finally:
+        await consumer.stop()
+
+
+def pipeline_rate(worker: WorkerProcess, messages: int, distinct: int) -> tuple[float, float]:
+    """(messages/s through the case agent, distinct events/s until all are in the store)."""
+    first: float | None = None
+    while True:
+        pipeline = httpx.get(worker.url("/civicpulse/summary"), timeout=60).json()["pipeline"]
+        now = time.perf_counter()
+        if first is None and pipeline["raw_in"] > 0:
+            first = now
+        if pipeline["events_processed"] >= messages:
+            processed_at = now
+            break
+        time.sleep(0.1)
+    while worker.scalar("SELECT count() FROM events FINAL") < distinct:
+        time.sleep(0.1)
+    stored_at = time.perf_counter()
+    assert first is not None
+    return messages / (processed_at - first), distinct / (stored_at - first)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--cases", type=int, default=20_000)
+    parser.add_argument("--bootstrap", default="")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="civicpulse-bench-") as tmp:
+        root = Path(tmp)
+        broker = None
+        bootstrap = args.bootstrap
+        if not bootstrap:
+            kafka_runtime.ensure_built()
+            broker = kafka_runtime.up(root / "kafka")
+            bootstrap = broker.bootstrap
+        try:
+            history = simulate(SimulationConfig(seed=42, cases=args.cases))
+            worker = WorkerProcess(bootstrap=bootstrap, data_dir=root / "worker")
+            topic = worker.topic("events.raw")
+            ensure_topics_sync(
+                bootstrap,
+                {worker.topic(n): worker.partitions for n in ("events.raw", "events", "deadletter")},
+            )
+            messages = asyncio.run(produce(bootstrap, topic, history.emitted))
+            print(f"{messages:,} messages, {len(history.events):,} distinct events on {topic}")
+
+            baseline = asyncio.run(raw_consume_rate(bootstrap, topic, messages))
+            print(f"raw aiokafka consume:          {baseline:>10,.0f} msg/s")
+
+            worker.start()
+            try:
+                through, stored = pipeline_rate(worker, messages, len(history.events))
+            finally:
+                worker.stop()
+            print(f"pipeline (case agent):         {through:>10,.0f} msg/s")
+            print(f"pipeline (into ClickHouse):    {stored:>10,.0f} events/s")
+            print(f"ratio pipeline / raw consume:  {stored / baseline:>10.3f}")
+        finally:
+            if broker is not None:
+                kafka_runtime.down(root / "kafka")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,38 @@
+"""Start a worker process: topics, store (migrations), Faust app, until SIGINT/SIGTERM."""
+
+from __future__ import annotations
+
+from faust.worker import Worker
+
+from streams.app.topology import topic_layout
+from streams.app.worker import build_app
+from streams.kafka_runtime.topics import ensure_topics_sync
+from streams.logs import get_logger
+from streams.settings import Settings
+from streams.store import Store
+
+log = get_logger(__name__)
+
+
+def run_worker(settings: Settings, bootstrap: str) -> None:
+    ensure_topics_sync(bootstrap, topic_layout(settings))
+    store = Store.open(settings.clickhouse_dsn)
+    log.info(
+        "worker starting",
+        bootstrap=bootstrap,
+        clickhouse=store.describe(),
+        migrations_applied=store.applied,
+        web=f"http://{settings.web_host}:{settings.web_port}",
+    )
+    app = build_app(settings, bootstrap, store)
+    worker = Worker(
+        app,
+        loglevel=settings.log_level,
+        quiet=True,
+        redirect_stdouts=False,
+        override_logging=False,
+    )
+    try:
+        worker.execute_from_commandline()
+    finally:
+        store.close()

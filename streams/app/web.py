@@ -1,0 +1,51 @@
+"""The worker's local web views: the only way into an embedded store while the worker runs.
+
+chDB lets one process open a store, so ``civicpulse query`` and ``civicpulse summary``
+ask the worker that owns it, over loopback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import faust
+from faust.web import Request, Response, View
+
+from streams.access import HEALTH_PATH, QUERY_PATH, SUMMARY_PATH
+from streams.app.stats import PipelineStats
+from streams.settings import Settings
+from streams.store import Store
+from streams.store.queries import ReadOnlyViolation, query_rows, summary
+
+
+
+def register_views(app: faust.App, settings: Settings, store: Store, stats: PipelineStats) -> None:
+    async def in_thread(fn: Any, *args: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(None, fn, *args)
+
+    @app.page(HEALTH_PATH)
+    class Health(View):
+        async def get(self, request: Request) -> Response:
+            return self.json({"status": "ok", "worker": settings.worker_id})
+
+    @app.page(SUMMARY_PATH)
+    class Summary(View):
+        async def get(self, request: Request) -> Response:
+            stored = await in_thread(summary, store.client)
+            return self.json({"pipeline": stats.snapshot(), "store": stored})
+
+    @app.page(QUERY_PATH)
+    class Query(View):
+        async def post(self, request: Request) -> Response:
+            body = await request.json()
+            sql = body.get("sql") if isinstance(body, dict) else None
+            if not isinstance(sql, str):
+                return self.json({"error": "expected a JSON body {\"sql\": \"SELECT ...\"}"}, status=400)
+            try:
+                columns, rows = await in_thread(query_rows, store.client, sql)
+            except ReadOnlyViolation as err:
+                return self.json({"error": str(err)}, status=400)
+            except Exception as err:  # the caller's SQL may be wrong: report, don't crash
+                return self.json({"error": f"{type(err).__name__}: {err}"}, status=400)
+            return self.json({"columns": list(columns), "rows": [list(r) for r in rows]})

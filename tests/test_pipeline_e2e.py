@@ -1,0 +1,171 @@
+"""End to end: simulated city -> real Kafka broker -> real worker -> embedded ClickHouse.
+
+The store must hold exactly what an independent oracle computes from the generated
+history, every malformed message must sit in the dead-letter topic with its reason, and
+redelivering everything through a restarted worker must not change a single number.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import time
+from collections import Counter
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from aiokafka import AIOKafkaConsumer
+
+from streams.core.facts import CaseFacts
+from streams.kafka_runtime.topics import ensure_topics_sync
+from streams.sources.simulator import SimulationConfig, produce, simulate
+from tests.oracle import expected_case_facts
+from tests.workers import WorkerProcess, rows_as_dicts
+
+pytestmark = pytest.mark.integration
+
+DATETIME_FACTS = [
+    f.name for f in dataclasses.fields(CaseFacts) if "datetime" in str(f.type)
+]
+
+
+def facts_sql() -> str:
+    columns = [
+        f"toUnixTimestamp64Milli({name}) AS {name}" if name in DATETIME_FACTS else name
+        for name in (f.name for f in dataclasses.fields(CaseFacts))
+    ]
+    return f"SELECT {', '.join(columns)} FROM case_facts FINAL ORDER BY case_id"
+
+
+def as_millis(value: Any) -> Any:
+    return int(value.timestamp() * 1000) if isinstance(value, datetime) else value
+
+
+async def consume_all(bootstrap: str, topic: str, expected: int, timeout: float = 60) -> list[Any]:
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False
+    )
+    await consumer.start()
+    records: list[Any] = []
+    try:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while len(records) < expected and loop.time() < deadline:
+            batch = await consumer.getmany(timeout_ms=1000)
+            for messages in batch.values():
+                records.extend(messages)
+        # Nothing beyond what was expected may be there either.
+        for messages in (await consumer.getmany(timeout_ms=1500)).values():
+            records.extend(messages)
+    finally:
+        await consumer.stop()
+    return records
+
+
+@pytest.fixture
+def history() -> Any:
+    return simulate(
+        SimulationConfig(
+            seed=20260301,
+            cases=1500,
+            malformed_share=0.03,
+            duplicate_share=0.05,
+            out_of_order_share=0.05,
+        )
+    )
+
+
+def test_store_matches_oracle_and_survives_redelivery(
+    kafka_broker: Any, tmp_path: Path, history: Any
+) -> None:
+    worker = WorkerProcess(bootstrap=kafka_broker.bootstrap, data_dir=tmp_path / "data")
+    raw_topic = worker.topic("events.raw")
+    ensure_topics_sync(
+        worker.bootstrap,
+        {worker.topic(n): worker.partitions for n in ("events.raw", "events", "deadletter")},
+    )
+    malformed = [m for m in history.emitted if m.kind == "malformed"]
+    duplicates = [m for m in history.emitted if m.kind == "duplicate"]
+    assert len(history.events) > 10_000 and malformed and duplicates
+
+    produced = asyncio.run(produce(worker.bootstrap, raw_topic, history.emitted))
+    assert produced == len(history.emitted)
+
+    expected = expected_case_facts(history.events)
+    worker.start()
+    try:
+        worker.wait_until(
+            "SELECT count() FROM events FINAL", len(history.events), what="distinct events stored"
+        )
+        worker.wait_until(
+            "SELECT count() FROM dead_letters FINAL", len(malformed), what="dead letters stored"
+        )
+        worker.wait_until(
+            "SELECT sum(version) FROM case_facts FINAL", len(history.events), what="facts caught up"
+        )
+        assert_facts_match(worker, expected)
+        assert_dead_letters(worker, malformed)
+    finally:
+        assert worker.stop() == 0, worker.log_tail()
+
+    # Everything again, through a restarted worker: nothing may be counted twice.
+    asyncio.run(produce(worker.bootstrap, raw_topic, history.emitted))
+    worker.start()
+    try:
+        worker.wait_until(
+            "SELECT count() FROM dead_letters FINAL", 2 * len(malformed), what="second dead letters"
+        )
+        wait_for_processed(worker, len(history.emitted) - len(malformed))
+        assert worker.scalar("SELECT count() FROM events FINAL") == len(history.events)
+        assert_facts_match(worker, expected)
+    finally:
+        assert worker.stop() == 0, worker.log_tail()
+
+
+def wait_for_processed(worker: WorkerProcess, count: int, timeout: float = 180) -> None:
+    """Wait until this worker's case agent has consumed ``count`` messages."""
+    deadline = time.monotonic() + timeout
+    processed = None
+    while time.monotonic() < deadline:
+        processed = httpx.get(worker.url("/civicpulse/summary"), timeout=30).json()["pipeline"][
+            "events_processed"
+        ]
+        if processed >= count:
+            assert processed == count
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"case agent processed {processed} of {count}\n{worker.log_tail()}")
+
+
+def assert_facts_match(worker: WorkerProcess, expected: dict[str, dict[str, Any]]) -> None:
+    actual = {row["case_id"]: row for row in rows_as_dicts(*worker.query(facts_sql()))}
+    assert set(actual) == set(expected)
+    mismatches = []
+    for case_id, want in expected.items():
+        got = actual[case_id]
+        for name, value in want.items():
+            if got[name] != as_millis(value):
+                mismatches.append((case_id, name, as_millis(value), got[name]))
+    assert not mismatches, f"{len(mismatches)} facts differ, first: {mismatches[:10]}"
+
+
+def assert_dead_letters(worker: WorkerProcess, malformed: list[Any]) -> None:
+    records = asyncio.run(
+        consume_all(worker.bootstrap, worker.topic("deadletter"), expected=len(malformed))
+    )
+    assert Counter(r.value for r in records) == Counter(m.value for m in malformed)
+    for record in records:
+        headers = dict(record.headers)
+        assert headers["civicpulse-reason"], record
+        assert headers["civicpulse-detail"], record
+        assert headers["civicpulse-origin"].startswith(worker.topic("events.raw").encode())
+    by_reason = dict(
+        worker.query("SELECT reason, count() FROM dead_letters FINAL GROUP BY reason")[1]
+    )
+    assert sum(by_reason.values()) == len(malformed)
+    assert set(by_reason) <= {
+        "not_utf8", "not_json", "not_object", "unsupported_version", "schema",
+    }, by_reason
