@@ -1,0 +1,63 @@
+"""Rows the batch writer inserts, one frozen dataclass per table.
+
+The dataclass fields, in order, are the table's columns (``schemas/clickhouse/``); the
+column tuples below are derived from them so there is one source of truth, and a test
+checks them against the tables. ``case_facts`` rows are :class:`streams.core.facts.CaseFacts`
+plus ``updated_at``, which the writer sets.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from streams.core.facts import CASE_FACT_COLUMNS
+
+EVENTS_TABLE = "events"
+CASE_FACTS_TABLE = "case_facts"
+DEAD_LETTERS_TABLE = "dead_letters"
+
+
+@dataclass(frozen=True, slots=True)
+class EventRow:
+    """One valid event, as archived in ``events``."""
+
+    event_id: str
+    case_id: str
+    type: str
+    occurred_at: datetime  # aware (UTC); stored to the millisecond
+    source: str
+    schema_version: int
+    event_json: str  # the whole event's JSON as received (decode_event reads it back)
+    ingested_at: datetime
+    kafka_partition: int  # -1 when the event did not come from Kafka
+    kafka_offset: int
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetterRow:
+    """One message that failed validation, as kept in ``dead_letters``."""
+
+    topic: str
+    partition: int
+    offset: int
+    line: int  # position of the event inside a batch message, 0 for a one-event message
+    key: str  # the Kafka key, "" when none
+    reason: str  # InvalidEvent.reason: not_utf8, not_json, schema, ...
+    detail: str
+    raw: bytes  # the message value exactly as read: may be anything, not even UTF-8
+    case_id: str  # "" when it could not be read
+    received_at: datetime
+
+
+def column_names(row_type: type[Any]) -> tuple[str, ...]:
+    """The column names of a row dataclass, in field order."""
+    return tuple(f.name for f in dataclasses.fields(row_type))
+
+
+EVENT_COLUMNS: tuple[str, ...] = column_names(EventRow)
+DEAD_LETTER_COLUMNS: tuple[str, ...] = column_names(DeadLetterRow)
+#: the columns of ``case_facts``: the CaseFacts fields, then the time of the write
+CASE_FACTS_TABLE_COLUMNS: tuple[str, ...] = (*CASE_FACT_COLUMNS, "updated_at")
