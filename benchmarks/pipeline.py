@@ -23,10 +23,10 @@ from aiokafka import AIOKafkaConsumer
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from streams import kafka_runtime  # noqa: E402
-from streams.kafka_runtime.topics import ensure_topics_sync  # noqa: E402
-from streams.sources.simulator import SimulationConfig, produce, simulate  # noqa: E402
-from tests.workers import WorkerProcess  # noqa: E402
+from streams import kafka_runtime
+from streams.kafka_runtime.topics import ensure_topics_sync
+from streams.sources.simulator import SimulationConfig, produce, simulate
+from tests.workers import WorkerProcess
 
 
 async def raw_consume_rate(bootstrap: str, topic: str, expected: int) -> float:
@@ -88,7 +88,10 @@ def main() -> None:
             topic = worker.topic("events.raw")
             ensure_topics_sync(
                 bootstrap,
-                {worker.topic(n): worker.partitions for n in ("events.raw", "events", "deadletter")},
+                {
+                    worker.topic(n): worker.partitions
+                    for n in ("events.raw", "events", "deadletter")
+                },
             )
             messages = asyncio.run(produce(bootstrap, topic, history.emitted))
             print(f"{messages:,} messages, {len(history.events):,} distinct events on {topic}")

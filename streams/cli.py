@@ -54,7 +54,9 @@ def kafka_up() -> None:
     settings = _settings()
     try:
         kafka_runtime.ensure_built()
-        info = kafka_runtime.up(settings.kafka_dir, port=settings.kafka_port, heap=settings.kafka_heap)
+        info = kafka_runtime.up(
+            settings.kafka_dir, port=settings.kafka_port, heap=settings.kafka_heap
+        )
     except kafka_runtime.KafkaRuntimeError as err:
         raise _fail(str(err)) from err
     console.print(f"Kafka up at [bold]{info.bootstrap}[/] (pid {info.pid}, logs {info.log_file})")
@@ -115,8 +117,8 @@ def simulate(
     out_of_order: Annotated[float, typer.Option(help="share of late messages")] = 0.02,
 ) -> None:
     """Produce a synthetic city's events to the raw topic."""
-    from streams.kafka_runtime.topics import ensure_topics_sync
     from streams.app.topology import RAW, topic_layout
+    from streams.kafka_runtime.topics import ensure_topics_sync
     from streams.sources.simulator import SimulationConfig, live_stream, produce, simulate
 
     settings = _settings()

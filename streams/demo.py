@@ -64,7 +64,9 @@ def run_demo(settings: Settings, rate: float, backfill_cases: int, console: Cons
     logs = settings.data_dir / "logs"
     console.print("[bold]civicpulse demo[/]: starting the local Kafka broker ...")
     kafka_runtime.ensure_built()
-    broker = kafka_runtime.up(settings.kafka_dir, port=settings.kafka_port, heap=settings.kafka_heap)
+    broker = kafka_runtime.up(
+        settings.kafka_dir, port=settings.kafka_port, heap=settings.kafka_heap
+    )
     env = {**os.environ, "CIVICPULSE_KAFKA_BOOTSTRAP": broker.bootstrap}
     env["CIVICPULSE_DATA_DIR"] = str(settings.data_dir)
     console.print(f"Kafka at {broker.bootstrap}; starting the worker (log: {logs / 'worker.log'})")
@@ -72,7 +74,9 @@ def run_demo(settings: Settings, rate: float, backfill_cases: int, console: Cons
     children = [worker]
     try:
         wait_for_worker(settings, worker, timeout=120)
-        console.print(f"producing {backfill_cases} cases of history, then a live city at {rate:.0f}/s")
+        console.print(
+            f"producing {backfill_cases} cases of history, then a live city at {rate:.0f}/s"
+        )
         backfill = _spawn(
             ["simulate", "--cases", str(backfill_cases), "--seed", str(int(time.time()))],
             logs / "simulator.log",
@@ -91,5 +95,5 @@ def run_demo(settings: Settings, rate: float, backfill_cases: int, console: Cons
         console.print(
             "stopped. The data stays in "
             f"{settings.data_dir}: try [bold]civicpulse query "
-            "\"SELECT agency, count() FROM case_facts FINAL GROUP BY agency\"[/]"
+            '"SELECT agency, count() FROM case_facts FINAL GROUP BY agency"[/]'
         )

@@ -45,7 +45,8 @@ class Settings(BaseSettings):
     worker_id: str = "civicpulse-worker"
     web_host: str = "127.0.0.1"
     web_port: int = 6066
-    batch_max_events: int = 5000
+    batch_max_events: int = 5000  # raw messages per ingest batch
+    batch_max_messages: int = 16  # repartitioned batch messages per case-agent batch
     batch_max_seconds: float = 0.5
     log_level: str = "info"
     log_format: str = "console"  # console | json

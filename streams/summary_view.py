@@ -43,7 +43,8 @@ def render(data: dict[str, Any]) -> Group:
     for reason, count in sorted((store.get("dead_letters_by_reason") or {}).items()):
         reasons.add_row(reason, f"{count:,}")
     worker = (
-        f"worker up {pipeline.get('uptime_seconds', 0):.0f}s, {pipeline.get('batches', 0)} batches, "
+        f"worker up {pipeline.get('uptime_seconds', 0):.0f}s, "
+        f"{pipeline.get('batches', 0)} batches, "
         f"last batch {pipeline.get('last_batch_seconds', 0) * 1000:.0f} ms"
         if pipeline
         else "no worker running: numbers read from the store"

@@ -27,9 +27,7 @@ from tests.workers import WorkerProcess, rows_as_dicts
 
 pytestmark = pytest.mark.integration
 
-DATETIME_FACTS = [
-    f.name for f in dataclasses.fields(CaseFacts) if "datetime" in str(f.type)
-]
+DATETIME_FACTS = [f.name for f in dataclasses.fields(CaseFacts) if "datetime" in str(f.type)]
 
 
 def facts_sql() -> str:
@@ -167,5 +165,9 @@ def assert_dead_letters(worker: WorkerProcess, malformed: list[Any]) -> None:
     )
     assert sum(by_reason.values()) == len(malformed)
     assert set(by_reason) <= {
-        "not_utf8", "not_json", "not_object", "unsupported_version", "schema",
+        "not_utf8",
+        "not_json",
+        "not_object",
+        "unsupported_version",
+        "schema",
     }, by_reason

@@ -90,7 +90,9 @@ class WorkerProcess:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
-            raise AssertionError(f"worker ignored SIGTERM for {timeout} s:\n{self.log_tail()}")
+            raise AssertionError(
+                f"worker ignored SIGTERM for {timeout} s:\n{self.log_tail()}"
+            ) from None
 
     def url(self, path: str) -> str:
         return f"http://127.0.0.1:{self.web_port}{path}"
@@ -109,9 +111,7 @@ class WorkerProcess:
     def scalar(self, sql: str) -> Any:
         return self.query(sql)[1][0][0]
 
-    def wait_until(
-        self, sql: str, expected: Any, timeout: float = 180.0, what: str = ""
-    ) -> None:
+    def wait_until(self, sql: str, expected: Any, timeout: float = 180.0, what: str = "") -> None:
         deadline = time.monotonic() + timeout
         value: Any = None
         while time.monotonic() < deadline:
@@ -122,7 +122,8 @@ class WorkerProcess:
                 return
             time.sleep(0.5)
         raise AssertionError(
-            f"{what or sql}: expected {expected}, still {value} after {timeout} s\n{self.log_tail()}"
+            f"{what or sql}: expected {expected}, still {value} after {timeout} s\n"
+            f"{self.log_tail()}"
         )
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+
 from faust.worker import Worker
 
 from streams.app.topology import topic_layout
@@ -25,6 +27,10 @@ def run_worker(settings: Settings, bootstrap: str) -> None:
         web=f"http://{settings.web_host}:{settings.web_port}",
     )
     app = build_app(settings, bootstrap, store)
+    # The worker keeps many long-lived small objects (cached case states); the default
+    # collector thresholds make it rescan them every few thousand allocations.
+    gc.freeze()
+    gc.set_threshold(100_000, 50, 100)
     worker = Worker(
         app,
         loglevel=settings.log_level,

@@ -2,19 +2,31 @@
 
 Each step takes one batch and returns what must be emitted and written; the Faust agents
 only move bytes between Kafka, these steps, the case table and the store.
+
+Framing: a message carries one event (the contract), or, when it has the header
+``civicpulse-batch: ndjson``, several events one per line. Bulk producers (simulator,
+importers, replay) and the worker's own repartitioning use batch messages, because the
+per-message cost of a stream processor, not the per-event work, bounds throughput.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, MutableMapping, Sequence
+import functools
+from collections.abc import Callable, Iterator, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+
+from aiokafka.partitioner import murmur2
 
 from streams.contract import Event, InvalidEvent, decode_event, encode_event
 from streams.core.case_state import CaseState
 from streams.core.facts import CaseFacts
 from streams.core.state_codec import decode_state, encode_state
 from streams.store.rows import DeadLetterRow, EventRow
+
+BATCH_HEADER = "civicpulse-batch"
+NDJSON = b"ndjson"
+BATCH_HEADERS: list[tuple[str, bytes]] = [(BATCH_HEADER, NDJSON)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,38 +38,93 @@ class RawMessage:
     offset: int
     key: bytes | None
     value: bytes
+    headers: Sequence[tuple[str, bytes]] = ()
+
+    @property
+    def is_batch(self) -> bool:
+        return any(k == BATCH_HEADER and v == NDJSON for k, v in self.headers)
+
+    def items(self) -> Iterator[tuple[int, bytes]]:
+        """(line, bytes) of each event the message carries."""
+        if not self.is_batch:
+            yield 0, self.value
+            return
+        for line, item in enumerate(self.value.split(b"\n")):
+            if item.strip():
+                yield line, item
+
+
+@dataclass(frozen=True, slots=True)
+class Valid:
+    message: RawMessage
+    event: Event
+    #: the event's JSON as received (one line of a batch message, or the whole message)
+    raw: bytes
 
 
 @dataclass(slots=True)
 class IngestResult:
-    valid: list[tuple[RawMessage, Event]] = field(default_factory=list)
+    valid: list[Valid] = field(default_factory=list)
     dead: list[DeadLetterRow] = field(default_factory=list)
 
 
-def ingest(batch: Iterable[RawMessage], now: datetime | None = None) -> IngestResult:
-    """Validate raw messages; invalid ones become dead letters with their reason."""
+def ingest(
+    batch: Sequence[RawMessage],
+    now: datetime | None = None,
+    decode: Callable[[bytes], Event] = decode_event,
+) -> IngestResult:
+    """Decode every event in the messages; invalid ones become dead letters.
+
+    ``decode`` is :func:`decode_event` (full validation) for outside input, and
+    :func:`decode_validated` for the worker's internal topic, written by this step only.
+    """
     received = now or datetime.now(UTC)
     result = IngestResult()
     for message in batch:
-        try:
-            result.valid.append((message, decode_event(message.value)))
-        except InvalidEvent as err:
-            result.dead.append(dead_letter(message, err, received))
+        for line, item in message.items():
+            try:
+                result.valid.append(Valid(message, decode(item), item))
+            except InvalidEvent as err:
+                result.dead.append(dead_letter(message, line, item, err, received))
     return result
 
 
-def dead_letter(message: RawMessage, err: InvalidEvent, received: datetime) -> DeadLetterRow:
+def dead_letter(
+    message: RawMessage, line: int, item: bytes, err: InvalidEvent, received: datetime
+) -> DeadLetterRow:
     return DeadLetterRow(
         topic=message.topic,
         partition=message.partition,
         offset=message.offset,
+        line=line,
         key=(message.key or b"").decode("utf-8", "replace"),
         reason=err.reason,
         detail=err.detail,
-        raw=message.value,
+        raw=item,
         case_id=err.case_id or "",
         received_at=received,
     )
+
+
+@functools.lru_cache(maxsize=1 << 18)
+def partition_for(case_id: str, partitions: int) -> int:
+    """The partition of a case: Kafka's default partitioner on the case id as key, so
+    a producer that keys raw events by case id puts them where the case agent keeps them.
+    """
+    return (int(murmur2(case_id.encode())) & 0x7FFFFFFF) % partitions
+
+
+def route(valid: Sequence[Valid], partitions: int) -> dict[int, bytes]:
+    """Valid events as received, one batch message per target partition.
+
+    An event whose JSON spans several lines is re-encoded (canonical JSON is one line).
+    """
+    lines: dict[int, list[bytes]] = {}
+    for item in valid:
+        target = partition_for(item.event.case_id, partitions)
+        raw = item.raw if b"\n" not in item.raw else encode_event(item.event, validate=False)
+        lines.setdefault(target, []).append(raw)
+    return {partition: b"\n".join(items) for partition, items in lines.items()}
 
 
 @dataclass(slots=True)
@@ -68,14 +135,17 @@ class CaseBatchResult:
     facts: list[CaseFacts] = field(default_factory=list)
     #: case_id -> encoded state, for the cases whose event set grew
     states: dict[str, bytes] = field(default_factory=dict)
+    #: case_id -> the message that carried its latest event in this batch
+    carriers: dict[str, RawMessage] = field(default_factory=dict)
     duplicates: int = 0
 
 
+#: a case's stored state by case id (the worker's table, a replay's dict.get)
 StateLookup = Callable[[str], bytes | None]
 
 
 def apply_events(
-    batch: Sequence[tuple[RawMessage, Event]],
+    batch: Sequence[Valid],
     load_state: StateLookup,
     cache: MutableMapping[str, CaseState],
     now: datetime | None = None,
@@ -89,7 +159,8 @@ def apply_events(
     ingested = now or datetime.now(UTC)
     result = CaseBatchResult()
     touched: dict[str, CaseState] = {}
-    for message, event in batch:
+    for item in batch:
+        event = item.event
         state = touched.get(event.case_id)
         if state is None:
             state = cache.get(event.case_id)
@@ -106,14 +177,16 @@ def apply_events(
             result.states[event.case_id] = b""
         else:
             result.duplicates += 1
-        result.event_rows.append(event_row(message, event, ingested))
+        result.carriers[event.case_id] = item.message
+        result.event_rows.append(event_row(item, ingested))
     for case_id in result.states:
         result.states[case_id] = encode_state(touched[case_id])
     result.facts = [state.facts() for state in touched.values()]
     return result
 
 
-def event_row(message: RawMessage, event: Event, ingested: datetime) -> EventRow:
+def event_row(item: Valid, ingested: datetime) -> EventRow:
+    event = item.event
     return EventRow(
         event_id=event.event_id,
         case_id=event.case_id,
@@ -121,8 +194,8 @@ def event_row(message: RawMessage, event: Event, ingested: datetime) -> EventRow
         occurred_at=event.occurred_at,
         source=event.source,
         schema_version=event.schema_version,
-        payload=encode_event(event, validate=False).decode(),
+        event_json=item.raw.decode(),
         ingested_at=ingested,
-        kafka_partition=message.partition,
-        kafka_offset=message.offset,
+        kafka_partition=item.message.partition,
+        kafka_offset=item.message.offset,
     )

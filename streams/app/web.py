@@ -19,7 +19,6 @@ from streams.store import Store
 from streams.store.queries import ReadOnlyViolation, query_rows, summary
 
 
-
 def register_views(app: faust.App, settings: Settings, store: Store, stats: PipelineStats) -> None:
     async def in_thread(fn: Any, *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(None, fn, *args)
@@ -41,7 +40,9 @@ def register_views(app: faust.App, settings: Settings, store: Store, stats: Pipe
             body = await request.json()
             sql = body.get("sql") if isinstance(body, dict) else None
             if not isinstance(sql, str):
-                return self.json({"error": "expected a JSON body {\"sql\": \"SELECT ...\"}"}, status=400)
+                return self.json(
+                    {"error": 'expected a JSON body {"sql": "SELECT ..."}'}, status=400
+                )
             try:
                 columns, rows = await in_thread(query_rows, store.client, sql)
             except ReadOnlyViolation as err:

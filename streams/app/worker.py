@@ -13,21 +13,25 @@ import asyncio
 import time
 import weakref
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Sequence
-from typing import Any
+from collections.abc import AsyncIterator, Mapping, Sequence
+from typing import Any, cast
 
 import faust
 from faust.streams import _current_event
 from faust.types import EventT
+from mode.types.signals import BaseSignalT
 
 from streams.app.stats import PipelineStats
+from streams.app.steps import BATCH_HEADERS, RawMessage, apply_events, ingest, route
 from streams.app.topology import DEAD_LETTERS, EVENTS, RAW
-from streams.app.steps import RawMessage, apply_events, ingest
 from streams.app.web import register_views
+from streams.contract import decode_validated
 from streams.core.case_state import CaseState
+from streams.logs import get_logger
 from streams.settings import Settings
 from streams.store import Store
 from streams.store.rows import DeadLetterRow
+
 
 class CaseCache(OrderedDict[str, CaseState]):
     """Decoded case states in front of the table, least recently used evicted first."""
@@ -42,14 +46,28 @@ class CaseCache(OrderedDict[str, CaseState]):
             self.popitem(last=False)
 
 
-def _raw(event: EventT) -> RawMessage:
+log = get_logger(__name__)
+
+
+def _batches(
+    stream: faust.StreamT[bytes], max_: int, within: float
+) -> AsyncIterator[Sequence[EventT[bytes]]]:
+    """Faust's ``take_events`` (size- and time-bounded batches that keep message metadata),
+    which its ``StreamT`` interface does not declare."""
+    batches: AsyncIterator[Sequence[EventT[bytes]]] = cast(Any, stream).take_events(max_, within)
+    return batches
+
+
+def _raw(event: EventT[bytes]) -> RawMessage:
     message = event.message
+    headers = message.headers or ()
     return RawMessage(
         topic=message.topic,
         partition=message.partition,
         offset=message.offset,
         key=message.key,
-        value=message.value,
+        value=message.value or b"",
+        headers=tuple(headers.items() if isinstance(headers, Mapping) else headers),
     )
 
 
@@ -89,7 +107,9 @@ def build_app(settings: Settings, bootstrap: str, store: Store) -> faust.App:
     cache = CaseCache(capacity=200_000)
 
     @app.on_partitions_revoked.connect
-    async def _forget_cached_cases(app: faust.App, revoked: Any, **_: Any) -> None:
+    def _forget_cached_cases(
+        sender: Any, /, *args: Any, signal: BaseSignalT[Any], **kwargs: Any
+    ) -> None:
         # Another worker may own these cases now: its changelog is the truth, not our cache.
         cache.clear()
 
@@ -104,53 +124,64 @@ def build_app(settings: Settings, bootstrap: str, store: Store) -> faust.App:
                 headers=[
                     ("civicpulse-reason", row.reason.encode()),
                     ("civicpulse-detail", row.detail.encode()),
-                    ("civicpulse-origin", f"{row.topic}/{row.partition}/{row.offset}".encode()),
+                    (
+                        "civicpulse-origin",
+                        f"{row.topic}/{row.partition}/{row.offset}/{row.line}".encode(),
+                    ),
                 ],
             )
         await run_blocking(store.writer.write_dead_letters, dead)
 
     @app.agent(raw_topic, name="ingest")
     async def ingest_agent(stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
-        async for batch in stream.take_events(settings.batch_max_events, settings.batch_max_seconds):
+        async for batch in _batches(stream, settings.batch_max_events, settings.batch_max_seconds):
             started = time.perf_counter()
+            log.debug("ingest batch", messages=len(batch))
             result = ingest([_raw(e) for e in batch])
-            for message, event in result.valid:
-                await events_topic.send(key=event.case_id.encode(), value=message.value)
+            # One message per target partition: the case agent then pays the stream's
+            # per-message cost once per batch instead of once per event.
+            for partition, value in route(result.valid, settings.topic_partitions).items():
+                await events_topic.send(value=value, partition=partition, headers=BATCH_HEADERS)
             if result.dead:
                 await send_dead_letters(result.dead)
-            stats.ingested(len(batch), len(result.dead), time.perf_counter() - started)
+            stats.ingested(
+                len(result.valid) + len(result.dead),
+                len(result.dead),
+                time.perf_counter() - started,
+            )
             yield None
 
     @app.agent(events_topic, name="cases")
     async def case_agent(stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
-        async for batch in stream.take_events(settings.batch_max_events, settings.batch_max_seconds):
+        async for batch in _batches(
+            stream, settings.batch_max_messages, settings.batch_max_seconds
+        ):
             started = time.perf_counter()
-            # The events topic is validated input, but anyone may write to it: check again
-            # rather than trust, and dead-letter what fails.
-            validated = ingest([_raw(e) for e in batch])
+            log.debug("case batch", messages=len(batch))
+            # Only the ingest step writes the events topic: trust its validation, but a
+            # stray writer's bytes that do not decode still become dead letters.
+            raws = {(e.message.partition, e.message.offset): e for e in batch}
+            validated = ingest([_raw(e) for e in batch], decode=decode_validated)
             if validated.dead:
                 await send_dead_letters(validated.dead)
-            by_offset = {(e.message.partition, e.message.offset): e for e in batch}
             result = apply_events(
-                validated.valid,
-                load_state=lambda case_id: cases.get(case_id.encode()),
-                cache=cache,
+                validated.valid, load_state=lambda case_id: cases.get(case_id.encode()), cache=cache
             )
             await run_blocking(_write_case_batch, store, result.event_rows, result.facts)
-            last_event_of_case = {
-                event.case_id: by_offset[(message.partition, message.offset)]
-                for message, event in validated.valid
-            }
             for case_id, encoded in result.states.items():
                 # The table picks its changelog partition from the "current event";
-                # in a batch that must be an event of this very case.
-                token = _current_event.set(weakref.ref(last_event_of_case[case_id]))
+                # in a batch that must be the event that carried this very case.
+                carrier = result.carriers[case_id]
+                token = _current_event.set(weakref.ref(raws[(carrier.partition, carrier.offset)]))
                 try:
                     cases[case_id.encode()] = encoded
                 finally:
                     _current_event.reset(token)
             stats.processed(
-                len(batch), len(result.facts), result.duplicates, time.perf_counter() - started
+                len(validated.valid),
+                len(result.facts),
+                result.duplicates,
+                time.perf_counter() - started,
             )
             yield None
 

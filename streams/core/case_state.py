@@ -50,7 +50,9 @@ class CaseState:
         if event.event_id in self._ids:
             return False
         if event.case_id != self.case_id:
-            raise ValueError(f"event {event.event_id} belongs to {event.case_id}, not {self.case_id}")
+            raise ValueError(
+                f"event {event.event_id} belongs to {event.case_id}, not {self.case_id}"
+            )
         key = order_key(event)
         at = bisect.bisect_right(self._keys, key)
         self._keys.insert(at, key)
