@@ -16,7 +16,9 @@ import asyncio
 import sys
 import tempfile
 import time
+import uuid
 from pathlib import Path
+from typing import Any
 
 import httpx
 from aiokafka import AIOKafkaConsumer
@@ -68,47 +70,63 @@ def pipeline_rate(worker: WorkerProcess, messages: int, distinct: int) -> tuple[
     return messages / (processed_at - first), distinct / (stored_at - first)
 
 
+def run_pipeline(
+    bootstrap: str, root: Path, history: Any, events_per_message: int
+) -> float:
+    """Produce the history with the given framing, run a fresh worker over it, and return
+    the sustained distinct events/s into the store."""
+    worker = WorkerProcess(bootstrap=bootstrap, data_dir=root / f"worker-{events_per_message}")
+    ensure_topics_sync(
+        bootstrap,
+        {worker.topic(n): worker.partitions for n in ("events.raw", "events", "deadletter")},
+    )
+    asyncio.run(
+        produce(
+            bootstrap,
+            worker.topic("events.raw"),
+            history.emitted,
+            events_per_message=events_per_message,
+        )
+    )
+    worker.start()
+    try:
+        _, stored = pipeline_rate(worker, len(history.emitted), len(history.events))
+    finally:
+        worker.stop()
+    return stored
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--cases", type=int, default=20_000)
     parser.add_argument("--bootstrap", default="")
+    parser.add_argument("--batch", type=int, default=500, help="events per NDJSON message")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="civicpulse-bench-") as tmp:
         root = Path(tmp)
-        broker = None
         bootstrap = args.bootstrap
         if not bootstrap:
             kafka_runtime.ensure_built()
-            broker = kafka_runtime.up(root / "kafka")
-            bootstrap = broker.bootstrap
+            bootstrap = kafka_runtime.up(root / "kafka").bootstrap
         try:
             history = simulate(SimulationConfig(seed=42, cases=args.cases))
-            worker = WorkerProcess(bootstrap=bootstrap, data_dir=root / "worker")
-            topic = worker.topic("events.raw")
-            ensure_topics_sync(
-                bootstrap,
-                {
-                    worker.topic(n): worker.partitions
-                    for n in ("events.raw", "events", "deadletter")
-                },
-            )
-            messages = asyncio.run(produce(bootstrap, topic, history.emitted))
-            print(f"{messages:,} messages, {len(history.events):,} distinct events on {topic}")
-
-            baseline = asyncio.run(raw_consume_rate(bootstrap, topic, messages))
-            print(f"raw aiokafka consume:          {baseline:>10,.0f} msg/s")
-
-            worker.start()
-            try:
-                through, stored = pipeline_rate(worker, messages, len(history.events))
-            finally:
-                worker.stop()
-            print(f"pipeline (case agent):         {through:>10,.0f} msg/s")
-            print(f"pipeline (into ClickHouse):    {stored:>10,.0f} events/s")
-            print(f"ratio pipeline / raw consume:  {stored / baseline:>10.3f}")
+            messages = len(history.emitted)
+            baseline_topic = f"bench-{uuid.uuid4().hex[:8]}.raw"
+            ensure_topics_sync(bootstrap, {baseline_topic: 4})
+            asyncio.run(produce(bootstrap, baseline_topic, history.emitted))
+            baseline = asyncio.run(raw_consume_rate(bootstrap, baseline_topic, messages))
+            print(f"{messages:,} messages, {len(history.events):,} distinct events")
+            print(f"raw aiokafka consume (1 event/message):  {baseline:>10,.0f} events/s")
+            for framing, per_message in (("1 event/message", 1), ("NDJSON batches", args.batch)):
+                stored = run_pipeline(bootstrap, root, history, per_message)
+                label = f"{framing}" + (f" of {per_message}" if per_message > 1 else "")
+                print(
+                    f"pipeline into ClickHouse, {label:<22} {stored:>10,.0f} events/s"
+                    f"   ratio to raw consume {stored / baseline:.3f}"
+                )
         finally:
-            if broker is not None:
+            if not args.bootstrap:
                 kafka_runtime.down(root / "kafka")
 
 

@@ -45,9 +45,13 @@ class Settings(BaseSettings):
     worker_id: str = "civicpulse-worker"
     web_host: str = "127.0.0.1"
     web_port: int = 6066
-    batch_max_events: int = 5000  # raw messages per ingest batch
-    batch_max_messages: int = 16  # repartitioned batch messages per case-agent batch
+    # Batches are bounded in messages and time when taken from a stream, then processed
+    # in chunks of at most chunk_events events (one store write per chunk).
+    ingest_batch_messages: int = 2000
+    case_batch_messages: int = 64
     batch_max_seconds: float = 0.5
+    chunk_events: int = 20_000
+    internal_message_bytes: int = 256 * 1024  # repartitioned batch messages stay below this
     log_level: str = "info"
     log_format: str = "console"  # console | json
 

@@ -76,8 +76,11 @@ def history() -> Any:
     )
 
 
+@pytest.mark.parametrize(
+    "events_per_message", [1, 250], ids=["one-event-messages", "ndjson-batches"]
+)
 def test_store_matches_oracle_and_survives_redelivery(
-    kafka_broker: Any, tmp_path: Path, history: Any
+    kafka_broker: Any, tmp_path: Path, history: Any, events_per_message: int
 ) -> None:
     worker = WorkerProcess(bootstrap=kafka_broker.bootstrap, data_dir=tmp_path / "data")
     raw_topic = worker.topic("events.raw")
@@ -89,7 +92,9 @@ def test_store_matches_oracle_and_survives_redelivery(
     duplicates = [m for m in history.emitted if m.kind == "duplicate"]
     assert len(history.events) > 10_000 and malformed and duplicates
 
-    produced = asyncio.run(produce(worker.bootstrap, raw_topic, history.emitted))
+    produced = asyncio.run(
+        produce(worker.bootstrap, raw_topic, history.emitted, events_per_message=events_per_message)
+    )
     assert produced == len(history.emitted)
 
     expected = expected_case_facts(history.events)
@@ -110,7 +115,9 @@ def test_store_matches_oracle_and_survives_redelivery(
         assert worker.stop() == 0, worker.log_tail()
 
     # Everything again, through a restarted worker: nothing may be counted twice.
-    asyncio.run(produce(worker.bootstrap, raw_topic, history.emitted))
+    asyncio.run(
+        produce(worker.bootstrap, raw_topic, history.emitted, events_per_message=events_per_message)
+    )
     worker.start()
     try:
         worker.wait_until(

@@ -3,10 +3,8 @@
 Each step takes one batch and returns what must be emitted and written; the Faust agents
 only move bytes between Kafka, these steps, the case table and the store.
 
-Framing: a message carries one event (the contract), or, when it has the header
-``civicpulse-batch: ndjson``, several events one per line. Bulk producers (simulator,
-importers, replay) and the worker's own repartitioning use batch messages, because the
-per-message cost of a stream processor, not the per-event work, bounds throughput.
+Messages carry one event or a batch of them (streams.contract.framing); the worker's
+own repartitioning always writes batches.
 """
 
 from __future__ import annotations
@@ -19,14 +17,11 @@ from datetime import UTC, datetime
 from aiokafka.partitioner import murmur2
 
 from streams.contract import Event, InvalidEvent, decode_event, encode_event
+from streams.contract.framing import is_batch, split_items
 from streams.core.case_state import CaseState
 from streams.core.facts import CaseFacts
 from streams.core.state_codec import decode_state, encode_state
 from streams.store.rows import DeadLetterRow, EventRow
-
-BATCH_HEADER = "civicpulse-batch"
-NDJSON = b"ndjson"
-BATCH_HEADERS: list[tuple[str, bytes]] = [(BATCH_HEADER, NDJSON)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,18 +35,9 @@ class RawMessage:
     value: bytes
     headers: Sequence[tuple[str, bytes]] = ()
 
-    @property
-    def is_batch(self) -> bool:
-        return any(k == BATCH_HEADER and v == NDJSON for k, v in self.headers)
-
     def items(self) -> Iterator[tuple[int, bytes]]:
         """(line, bytes) of each event the message carries."""
-        if not self.is_batch:
-            yield 0, self.value
-            return
-        for line, item in enumerate(self.value.split(b"\n")):
-            if item.strip():
-                yield line, item
+        return split_items(self.value, self.headers)
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,17 +100,43 @@ def partition_for(case_id: str, partitions: int) -> int:
     return (int(murmur2(case_id.encode())) & 0x7FFFFFFF) % partitions
 
 
-def route(valid: Sequence[Valid], partitions: int) -> dict[int, bytes]:
-    """Valid events as received, one batch message per target partition.
+def route(
+    valid: Sequence[Valid], partitions: int, max_bytes: int = 256 * 1024
+) -> list[tuple[int, bytes]]:
+    """Valid events as received, as batch messages for their case's partition, each at
+    most ``max_bytes`` long (or one event, if a single event is longer).
 
     An event whose JSON spans several lines is re-encoded (canonical JSON is one line).
     """
-    lines: dict[int, list[bytes]] = {}
+    open_: dict[int, tuple[list[bytes], int]] = {}
+    messages: list[tuple[int, bytes]] = []
     for item in valid:
         target = partition_for(item.event.case_id, partitions)
         raw = item.raw if b"\n" not in item.raw else encode_event(item.event, validate=False)
-        lines.setdefault(target, []).append(raw)
-    return {partition: b"\n".join(items) for partition, items in lines.items()}
+        lines, size = open_.get(target, ([], 0))
+        if lines and size + len(raw) + 1 > max_bytes:
+            messages.append((target, b"\n".join(lines)))
+            lines, size = [], 0
+        lines.append(raw)
+        open_[target] = (lines, size + len(raw) + 1)
+    messages.extend((target, b"\n".join(lines)) for target, (lines, _) in open_.items())
+    return messages
+
+
+def chunks(batch: Sequence[RawMessage], max_events: int) -> Iterator[list[RawMessage]]:
+    """Consecutive runs of messages carrying at most ``max_events`` events each
+    (a single message may carry more)."""
+    chunk: list[RawMessage] = []
+    events = 0
+    for message in batch:
+        carried = message.value.count(b"\n") + 1 if is_batch(message.headers) else 1
+        if chunk and events + carried > max_events:
+            yield chunk
+            chunk, events = [], 0
+        chunk.append(message)
+        events += carried
+    if chunk:
+        yield chunk
 
 
 @dataclass(slots=True)

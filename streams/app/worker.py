@@ -22,10 +22,11 @@ from faust.types import EventT
 from mode.types.signals import BaseSignalT
 
 from streams.app.stats import PipelineStats
-from streams.app.steps import BATCH_HEADERS, RawMessage, apply_events, ingest, route
+from streams.app.steps import RawMessage, apply_events, chunks, ingest, route
 from streams.app.topology import DEAD_LETTERS, EVENTS, RAW
 from streams.app.web import register_views
 from streams.contract import decode_validated
+from streams.contract.framing import BATCH_HEADERS
 from streams.core.case_state import CaseState
 from streams.logs import get_logger
 from streams.settings import Settings
@@ -86,8 +87,8 @@ def build_app(settings: Settings, bootstrap: str, store: Store) -> faust.App:
         key_serializer="raw",
         value_serializer="raw",
         autodiscover=False,
-        stream_buffer_maxsize=max(4096, settings.batch_max_events * 2),
-        broker_commit_every=settings.batch_max_events,
+        stream_buffer_maxsize=max(4096, settings.ingest_batch_messages * 2),
+        broker_commit_every=settings.ingest_batch_messages,
         producer_linger_ms=5,
         producer_max_batch_size=1024 * 1024,
         consumer_max_fetch_size=4 * 1024 * 1024,
@@ -134,56 +135,67 @@ def build_app(settings: Settings, bootstrap: str, store: Store) -> faust.App:
 
     @app.agent(raw_topic, name="ingest")
     async def ingest_agent(stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
-        async for batch in _batches(stream, settings.batch_max_events, settings.batch_max_seconds):
-            started = time.perf_counter()
-            log.debug("ingest batch", messages=len(batch))
-            result = ingest([_raw(e) for e in batch])
-            # One message per target partition: the case agent then pays the stream's
-            # per-message cost once per batch instead of once per event.
-            for partition, value in route(result.valid, settings.topic_partitions).items():
-                await events_topic.send(value=value, partition=partition, headers=BATCH_HEADERS)
-            if result.dead:
-                await send_dead_letters(result.dead)
-            stats.ingested(
-                len(result.valid) + len(result.dead),
-                len(result.dead),
-                time.perf_counter() - started,
-            )
+        async for batch in _batches(
+            stream, settings.ingest_batch_messages, settings.batch_max_seconds
+        ):
+            for chunk in chunks([_raw(e) for e in batch], settings.chunk_events):
+                started = time.perf_counter()
+                result = ingest(chunk)
+                # Batch messages to the case's partition: the case agent then pays the
+                # stream's per-message cost once per batch instead of once per event.
+                for partition, value in route(
+                    result.valid, settings.topic_partitions, settings.internal_message_bytes
+                ):
+                    await events_topic.send(
+                        value=value, partition=partition, headers=list(BATCH_HEADERS)
+                    )
+                if result.dead:
+                    await send_dead_letters(result.dead)
+                stats.ingested(
+                    len(result.valid) + len(result.dead),
+                    len(result.dead),
+                    time.perf_counter() - started,
+                )
             yield None
 
     @app.agent(events_topic, name="cases")
     async def case_agent(stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
         async for batch in _batches(
-            stream, settings.batch_max_messages, settings.batch_max_seconds
+            stream, settings.case_batch_messages, settings.batch_max_seconds
         ):
-            started = time.perf_counter()
-            log.debug("case batch", messages=len(batch))
-            # Only the ingest step writes the events topic: trust its validation, but a
-            # stray writer's bytes that do not decode still become dead letters.
-            raws = {(e.message.partition, e.message.offset): e for e in batch}
-            validated = ingest([_raw(e) for e in batch], decode=decode_validated)
-            if validated.dead:
-                await send_dead_letters(validated.dead)
-            result = apply_events(
-                validated.valid, load_state=lambda case_id: cases.get(case_id.encode()), cache=cache
-            )
-            await run_blocking(_write_case_batch, store, result.event_rows, result.facts)
-            for case_id, encoded in result.states.items():
-                # The table picks its changelog partition from the "current event";
-                # in a batch that must be the event that carried this very case.
-                carrier = result.carriers[case_id]
-                token = _current_event.set(weakref.ref(raws[(carrier.partition, carrier.offset)]))
-                try:
-                    cases[case_id.encode()] = encoded
-                finally:
-                    _current_event.reset(token)
-            stats.processed(
-                len(validated.valid),
-                len(result.facts),
-                result.duplicates,
-                time.perf_counter() - started,
-            )
+            carriers = {(e.message.partition, e.message.offset): e for e in batch}
+            for chunk in chunks([_raw(e) for e in batch], settings.chunk_events):
+                await process_cases(chunk, carriers)
             yield None
+
+    async def process_cases(
+        chunk: Sequence[RawMessage], carriers: Mapping[tuple[int, int], EventT[bytes]]
+    ) -> None:
+        started = time.perf_counter()
+        # Only the ingest step writes the events topic: trust its validation, but a stray
+        # writer's bytes that do not decode still become dead letters.
+        validated = ingest(chunk, decode=decode_validated)
+        if validated.dead:
+            await send_dead_letters(validated.dead)
+        result = apply_events(
+            validated.valid, load_state=lambda case_id: cases.get(case_id.encode()), cache=cache
+        )
+        await run_blocking(_write_case_batch, store, result.event_rows, result.facts)
+        for case_id, encoded in result.states.items():
+            # The table picks its changelog partition from the "current event"; in a batch
+            # that must be the message that carried this very case.
+            carrier = result.carriers[case_id]
+            token = _current_event.set(weakref.ref(carriers[(carrier.partition, carrier.offset)]))
+            try:
+                cases[case_id.encode()] = encoded
+            finally:
+                _current_event.reset(token)
+        stats.processed(
+            len(validated.valid),
+            len(result.facts),
+            result.duplicates,
+            time.perf_counter() - started,
+        )
 
     register_views(app, settings, store, stats)
     app.civicpulse_stats = stats  # type: ignore[attr-defined]
