@@ -9,6 +9,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from streams import kafka_runtime
@@ -29,7 +30,7 @@ def _settings() -> Settings:
 
 
 def _fail(message: str) -> typer.Exit:
-    err_console.print(f"[bold red]error:[/] {message}")
+    err_console.print(f"[bold red]error:[/] {escape(message)}")
     return typer.Exit(code=1)
 
 
@@ -115,6 +116,9 @@ def simulate(
     malformed: Annotated[float, typer.Option(help="share of malformed messages")] = 0.01,
     duplicates: Annotated[float, typer.Option(help="share of duplicated messages")] = 0.02,
     out_of_order: Annotated[float, typer.Option(help="share of late messages")] = 0.02,
+    events_per_message: Annotated[
+        int, typer.Option(help="events per Kafka message (NDJSON batches when > 1)")
+    ] = 200,
 ) -> None:
     """Produce a synthetic city's events to the raw topic."""
     from streams.app.topology import RAW, topic_layout
@@ -137,7 +141,16 @@ def simulate(
         out_of_order_share=out_of_order,
     )
     history = simulate(config)
-    sent = asyncio.run(produce(bootstrap, topic, history.emitted, rate=rate or None, progress=True))
+    sent = asyncio.run(
+        produce(
+            bootstrap,
+            topic,
+            history.emitted,
+            rate=rate or None,
+            progress=True,
+            events_per_message=events_per_message,
+        )
+    )
     console.print(f"produced {sent} messages ({len(history.events)} valid events) to {topic}")
 
 
