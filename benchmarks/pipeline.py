@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import signal
 import sys
 import tempfile
 import time
@@ -130,5 +131,11 @@ def main() -> None:
                 kafka_runtime.down(root / "kafka")
 
 
+def _exit_on_sigterm(signum: int, frame: Any) -> None:
+    # `timeout` and CI stop with SIGTERM: unwind, so the broker and worker are stopped.
+    raise SystemExit(128 + signum)
+
+
 if __name__ == "__main__":
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     main()

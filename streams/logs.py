@@ -35,6 +35,9 @@ def configure(level: str = "info", fmt: str = "console") -> None:
     root.setLevel(numeric)
     # aiokafka reports every coordinator hiccup at WARNING; they are routine during start-up.
     logging.getLogger("aiokafka").setLevel(max(numeric, logging.ERROR))
+    # One line per HTTP request would bury the live summary, which polls every second.
+    for chatty in ("httpx", "httpcore"):
+        logging.getLogger(chatty).setLevel(max(numeric, logging.WARNING))
 
 
 def get_logger(name: str) -> structlog.stdlib.BoundLogger:
