@@ -18,6 +18,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from streams.contract import CHANNELS, EVENT_TYPES
 from streams.sources import (
     Emitted,
     LiveCity,
@@ -25,7 +26,6 @@ from streams.sources import (
     SimulationConfig,
     iter_simulation,
     live_stream,
-    live_stream_async,
     produce,
     simulate,
 )
@@ -332,24 +332,9 @@ def test_the_city_is_varied() -> None:
     """Every behaviour the brief asks for shows up in a modest run."""
     h = simulate(SimulationConfig(seed=3, cases=4000))
     types = Counter(e["type"] for e in h.events)
-    assert set(types) == {
-        "opened",
-        "dispatched",
-        "signed_for",
-        "first_contact",
-        "transferred",
-        "returned",
-        "paused",
-        "resumed",
-        "deadline_extended",
-        "resolved",
-        "closed",
-        "callback",
-        "rated",
-        "reopened",
-    }
+    assert set(types) == set(EVENT_TYPES)
     opened = [e["payload"] for e in h.events if e["type"] == "opened"]
-    assert {p["channel"] for p in opened} == {"hotline", "app", "web", "wechat", "walk_in", "email"}
+    assert {p["channel"] for p in opened} == set(CHANNELS) - {"other"}
     assert {p["urgency"] for p in opened} == {"emergency", "urgent", "normal", "complex"}
     assert len({p["district"] for p in opened}) == 6
     assert len({p["sub_district"] for p in opened}) >= 18
@@ -458,7 +443,7 @@ def test_live_stream_is_sync_and_async() -> None:
 
     async def collect() -> list[Emitted]:
         out = []
-        async for em in live_stream_async(4, 5000.0, max_messages=50):  # the real clock
+        async for em in live_stream(4, 5000.0, max_messages=50):  # the real clock
             out.append(em)
         return out
 
@@ -552,7 +537,7 @@ def test_produce_paced_and_from_a_live_stream(kafka_broker: Any) -> None:
         started = time.perf_counter()
         sent = await produce(kafka_broker.bootstrap, topic, messages, rate=1000.0)
         elapsed = time.perf_counter() - started
-        live = live_stream_async(2, 400.0, max_messages=100)
+        live = live_stream(2, 400.0, max_messages=100)
         sent_live = await produce(kafka_broker.bootstrap, topic, live)
         got = await _consume(kafka_broker.bootstrap, topic, sent + sent_live)
         return sent, elapsed, sent_live, len(got)

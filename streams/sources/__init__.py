@@ -8,7 +8,6 @@ from streams.sources.simulator import (
     SimulationConfig,
     iter_simulation,
     live_stream,
-    live_stream_async,
     produce,
     simulate,
 )
@@ -21,7 +20,6 @@ __all__ = [
     "SimulationConfig",
     "iter_simulation",
     "live_stream",
-    "live_stream_async",
     "produce",
     "simulate",
 ]

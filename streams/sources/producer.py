@@ -140,7 +140,7 @@ async def produce(
 
     ``rate``: pace to that many messages per second (None: as fast as possible).
     ``progress``: show a rich progress bar. ``emitted`` may be an async iterable (e.g.
-    ``live_stream_async``): buffered messages are shipped whenever it stalls.
+    ``live_stream``): buffered messages are shipped whenever it stalls.
     ``method="send"`` uses per-message ``producer.send()`` instead of batch building.
     ``events_per_message`` > 1 packs events bound for the same partition into NDJSON
     batch messages (streams.contract.framing); the count returned is still of events.

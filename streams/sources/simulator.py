@@ -42,7 +42,6 @@ __all__ = [
     "SimulationConfig",
     "iter_simulation",
     "live_stream",
-    "live_stream_async",
     "produce",
     "simulate",
 ]
@@ -621,33 +620,3 @@ def live_stream(
         run_id=run_id,
     )
     return LiveStream(city, clock=clock, sleep=sleep, max_messages=max_messages)
-
-
-def live_stream_async(
-    seed: int,
-    rate_per_s: float,
-    *,
-    speedup: float = 1440.0,
-    start: datetime | None = None,
-    timezone: str = "Asia/Shanghai",
-    malformed_share: float = 0.0,
-    duplicate_share: float = 0.0,
-    out_of_order_share: float = 0.0,
-    run_id: str | None = None,
-    max_messages: int | None = None,
-    clock: Callable[[], float] = time.time,
-) -> AsyncIterator[Emitted]:
-    """``live_stream``, typed as the async iterator it also is."""
-    return live_stream(
-        seed,
-        rate_per_s,
-        speedup=speedup,
-        start=start,
-        timezone=timezone,
-        malformed_share=malformed_share,
-        duplicate_share=duplicate_share,
-        out_of_order_share=out_of_order_share,
-        run_id=run_id,
-        max_messages=max_messages,
-        clock=clock,
-    )
