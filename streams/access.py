@@ -59,8 +59,12 @@ def _open_directly(settings: Settings) -> Any:
 
 
 def run_query(settings: Settings, sql: str) -> tuple[Sequence[str], Sequence[Sequence[Any]]]:
-    from streams.store.queries import ReadOnlyViolation, query_rows
+    from streams.store.queries import ReadOnlyViolation, check_read_only, query_rows
 
+    try:
+        check_read_only(sql)  # before anything is opened or sent
+    except ReadOnlyViolation as err:
+        raise StoreAccessError(str(err)) from err
     if settings.embedded_clickhouse:
         answer = _ask_worker(settings, "POST", QUERY_PATH, {"sql": sql})
         if answer is not None:
@@ -68,10 +72,10 @@ def run_query(settings: Settings, sql: str) -> tuple[Sequence[str], Sequence[Seq
     store = _open_directly(settings)
     try:
         return query_rows(store.client, sql)
-    except ReadOnlyViolation as err:
-        raise StoreAccessError(str(err)) from err
     except Exception as err:
         raise StoreAccessError(f"{type(err).__name__}: {err}") from err
+    finally:
+        store.close()
 
 
 def fetch_summary(settings: Settings) -> dict[str, Any]:
@@ -81,8 +85,8 @@ def fetch_summary(settings: Settings) -> dict[str, Any]:
     answer = _ask_worker(settings, "GET", SUMMARY_PATH)
     if answer is not None:
         return dict(answer)
-    if not settings.embedded_clickhouse:
-        from streams.store import Store
-
-        return {"pipeline": None, "store": summary(Store.open(settings.clickhouse_dsn).client)}
-    return {"pipeline": None, "store": summary(_open_directly(settings).client)}
+    store = _open_directly(settings)
+    try:
+        return {"pipeline": None, "store": summary(store.client)}
+    finally:
+        store.close()

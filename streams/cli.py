@@ -19,6 +19,8 @@ from streams.settings import Settings
 app = typer.Typer(no_args_is_help=True, help="civicpulse: how fast and how well a city answers.")
 kafka_app = typer.Typer(no_args_is_help=True, help="The project's local Apache Kafka broker.")
 app.add_typer(kafka_app, name="kafka")
+sla_app = typer.Typer(no_args_is_help=True, help="SLA policies and their published catalogue.")
+app.add_typer(sla_app, name="sla")
 console = Console()
 err_console = Console(stderr=True)
 
@@ -82,6 +84,48 @@ def kafka_status() -> None:
     console.print(f"Kafka running at {info.bootstrap} (pid {info.pid})")
 
 
+# --- sla -----------------------------------------------------------------------------
+
+
+def _policies(path: str | None) -> Any:
+    from streams.core.sla.policy import PolicyError, load_policies
+
+    try:
+        return load_policies(path) if path else load_policies()
+    except PolicyError as err:
+        raise _fail(str(err)) from err
+
+
+@sla_app.command("check")
+def sla_check(
+    policies: Annotated[str | None, typer.Argument(help="policy file (default: shipped)")] = None,
+) -> None:
+    """Validate a policy file and its calendars; say what each policy targets."""
+    loaded = _policies(policies)
+    for policy in loaded.policies:
+        console.print(
+            f"[bold]{policy.id}[/]: first response {policy.first_response.describe()}, "
+            f"resolution {policy.resolution.describe()}"
+        )
+    console.print(f"{len(loaded.policies)} policies OK ({loaded.source})")
+
+
+@sla_app.command("catalogue")
+def sla_catalogue(
+    policies: Annotated[str | None, typer.Argument(help="policy file (default: shipped)")] = None,
+    fmt: Annotated[str, typer.Option("--format", help="markdown or json")] = "markdown",
+    year: Annotated[
+        list[int] | None, typer.Option(help="list this year's calendar exceptions")
+    ] = None,
+) -> None:
+    """Print the SLA catalogue a city can publish: targets, calendars, holidays."""
+    from streams.core.sla.catalogue import render_json, render_markdown
+
+    loaded = _policies(policies)
+    render = render_json if fmt == "json" else render_markdown
+    sys.stdout.write(render(loaded, year or []) + "\n")
+
+
 # --- worker --------------------------------------------------------------------------
 
 
@@ -89,9 +133,13 @@ def kafka_status() -> None:
 def worker() -> None:
     """Run the Faust worker: ingest, case state, ClickHouse writes, local web views."""
     from streams.app.run import run_worker
+    from streams.core.sla.policy import PolicyError
 
     settings = _settings()
-    run_worker(settings, resolve_bootstrap(settings))
+    try:
+        run_worker(settings, resolve_bootstrap(settings))
+    except PolicyError as err:
+        raise _fail(f"SLA policies rejected: {err}") from err
 
 
 @app.command()
