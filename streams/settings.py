@@ -52,6 +52,11 @@ class Settings(BaseSettings):
     batch_max_seconds: float = 0.5
     chunk_events: int = 20_000
     internal_message_bytes: int = 256 * 1024  # repartitioned batch messages stay below this
+    # Events more than this far behind their partition's newest event time are reported
+    # as late (they are applied all the same): see streams/app/lateness.py.
+    late_grace_seconds: float = 86_400
+    # SLA policies (YAML, schemas/sla/policies.v1.schema.json); empty: config/sla/policies.yaml
+    sla_policies: str = ""
     log_level: str = "info"
     log_format: str = "console"  # console | json
 

@@ -24,6 +24,7 @@ def render(data: dict[str, Any]) -> Group:
         f"[bold]{store.get('cases', 0):,}[/] cases",
         f"[bold]{store.get('open_cases', 0):,}[/] open",
         f"[bold red]{store.get('dead_letters', 0):,}[/] dead letters",
+        f"[bold yellow]{pipeline.get('late_events', 0):,}[/] late",
     )
     agencies = Table(title="Median time to first response, by agency", expand=False)
     agencies.add_column("agency")

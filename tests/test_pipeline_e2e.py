@@ -11,31 +11,42 @@ import asyncio
 import dataclasses
 import time
 from collections import Counter
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer
+from aiokafka.partitioner import murmur2
 
+from streams.contract import decode_event
+from streams.core.case_state import CaseState
 from streams.core.facts import CaseFacts
+from streams.core.sla.clock import evaluate
+from streams.core.sla.policy import load_policies
+from streams.core.sla.rows import CaseSlaRow, CycleRow, sla_rows
 from streams.kafka_runtime.topics import ensure_topics_sync
 from streams.sources.simulator import SimulationConfig, produce, simulate
-from tests.oracle import expected_case_facts
+from tests.oracle import expected_case_facts, parse_time
 from tests.workers import WorkerProcess, rows_as_dicts
 
 pytestmark = pytest.mark.integration
+LATE_GRACE = timedelta(hours=1)
 
-DATETIME_FACTS = [f.name for f in dataclasses.fields(CaseFacts) if "datetime" in str(f.type)]
+
+def rows_sql(row_type: type[Any], table: str) -> str:
+    """All of a row type's columns, times as epoch milliseconds (exact over JSON)."""
+    columns = [
+        f"toUnixTimestamp64Milli({f.name}) AS {f.name}" if "datetime" in str(f.type) else f.name
+        for f in dataclasses.fields(row_type)
+    ]
+    return f"SELECT {', '.join(columns)} FROM {table} FINAL"
 
 
 def facts_sql() -> str:
-    columns = [
-        f"toUnixTimestamp64Milli({name}) AS {name}" if name in DATETIME_FACTS else name
-        for name in (f.name for f in dataclasses.fields(CaseFacts))
-    ]
-    return f"SELECT {', '.join(columns)} FROM case_facts FINAL ORDER BY case_id"
+    return rows_sql(CaseFacts, "case_facts")
 
 
 def as_millis(value: Any) -> Any:
@@ -82,7 +93,11 @@ def history() -> Any:
 def test_store_matches_oracle_and_survives_redelivery(
     kafka_broker: Any, tmp_path: Path, history: Any, events_per_message: int
 ) -> None:
-    worker = WorkerProcess(bootstrap=kafka_broker.bootstrap, data_dir=tmp_path / "data")
+    worker = WorkerProcess(
+        bootstrap=kafka_broker.bootstrap,
+        data_dir=tmp_path / "data",
+        extra_env={"CIVICPULSE_LATE_GRACE_SECONDS": str(LATE_GRACE.total_seconds())},
+    )
     raw_topic = worker.topic("events.raw")
     ensure_topics_sync(
         worker.bootstrap,
@@ -111,6 +126,11 @@ def test_store_matches_oracle_and_survives_redelivery(
         )
         assert_facts_match(worker, expected)
         assert_dead_letters(worker, malformed)
+        late = expected_late_events(history.emitted, worker.partitions)
+        assert late, "the history should hold events later than the grace period"
+        stored_late = worker.query("SELECT event_id FROM late_events FINAL")[1]
+        assert {row[0] for row in stored_late} == late
+        assert_sla_rows_match_one_batch_evaluation(worker, history.events)
     finally:
         assert worker.stop() == 0, worker.log_tail()
 
@@ -130,6 +150,25 @@ def test_store_matches_oracle_and_survives_redelivery(
         assert worker.stop() == 0, worker.log_tail()
 
 
+def expected_late_events(emitted: list[Any], partitions: int) -> set[str]:
+    """Event ids that reach their partition more than LATE_GRACE behind the newest event
+    time seen there before them (wire order is arrival order within a partition)."""
+    watermarks: dict[int, datetime] = {}
+    late = set()
+    for message in emitted:
+        if message.kind == "malformed":
+            continue
+        event = orjson.loads(message.value)
+        partition = (murmur2(event["case_id"].encode()) & 0x7FFFFFFF) % partitions
+        at = parse_time(event["occurred_at"])
+        newest = watermarks.get(partition)
+        if newest is None or at > newest:
+            watermarks[partition] = at
+        elif newest - at > LATE_GRACE:
+            late.add(event["event_id"])
+    return late
+
+
 def wait_for_processed(worker: WorkerProcess, count: int, timeout: float = 180) -> None:
     """Wait until this worker's case agent has consumed ``count`` messages."""
     deadline = time.monotonic() + timeout
@@ -143,6 +182,47 @@ def wait_for_processed(worker: WorkerProcess, count: int, timeout: float = 180) 
             return
         time.sleep(0.5)
     raise AssertionError(f"case agent processed {processed} of {count}\n{worker.log_tail()}")
+
+
+def assert_sla_rows_match_one_batch_evaluation(
+    worker: WorkerProcess, events: list[dict[str, Any]]
+) -> None:
+    """What the worker stored chunk by chunk, across partitions, equals one evaluation of
+    each case's whole true history: the live pipeline and a batch run cannot disagree."""
+    policies = load_policies()
+    states: dict[str, CaseState] = {}
+    for event in events:
+        parsed = decode_event(orjson.dumps(event))
+        states.setdefault(parsed.case_id, CaseState(parsed.case_id)).apply(parsed)
+    expected_sla: dict[str, dict[str, Any]] = {}
+    expected_cycles: dict[tuple[str, int], dict[str, Any]] = {}
+    for case_id, state in states.items():
+        sla_row, cycles = sla_rows(state.facts(), evaluate(state.events, policies))
+        expected_sla[case_id] = normalised(sla_row)
+        for cycle in cycles:
+            expected_cycles[(case_id, cycle.cycle)] = normalised(cycle)
+    stored_sla = {
+        row["case_id"]: row
+        for row in rows_as_dicts(*worker.query(rows_sql(CaseSlaRow, "case_sla")))
+    }
+    assert stored_sla == expected_sla
+    stored_cycles = {
+        (row["case_id"], row["cycle"]): row
+        for row in rows_as_dicts(*worker.query(rows_sql(CycleRow, "case_cycles")))
+    }
+    assert stored_cycles == expected_cycles
+
+
+def normalised(row: Any) -> dict[str, Any]:
+    """A row as it reads back over the worker's JSON: times in ms, tuples as lists."""
+    out = {}
+    for name, value in dataclasses.asdict(row).items():
+        if isinstance(value, datetime):
+            value = as_millis(value)
+        elif isinstance(value, tuple):
+            value = list(value)
+        out[name] = value
+    return out
 
 
 def assert_facts_match(worker: WorkerProcess, expected: dict[str, dict[str, Any]]) -> None:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import gc
+from pathlib import Path
 
 from faust.worker import Worker
 
 from streams.app.topology import topic_layout
 from streams.app.worker import build_app
+from streams.core.sla.policy import PolicySet, load_policies
 from streams.kafka_runtime.topics import ensure_topics_sync
 from streams.logs import get_logger
 from streams.settings import Settings
@@ -16,7 +18,15 @@ from streams.store import Store
 log = get_logger(__name__)
 
 
+def load_sla_policies(settings: Settings) -> PolicySet:
+    """The SLA policies the worker applies; a bad file stops the start with its reason."""
+    if settings.sla_policies:
+        return load_policies(Path(settings.sla_policies))
+    return load_policies()
+
+
 def run_worker(settings: Settings, bootstrap: str) -> None:
+    policies = load_sla_policies(settings)
     ensure_topics_sync(bootstrap, topic_layout(settings))
     store = Store.open(settings.clickhouse_dsn)
     log.info(
@@ -24,9 +34,10 @@ def run_worker(settings: Settings, bootstrap: str) -> None:
         bootstrap=bootstrap,
         clickhouse=store.describe(),
         migrations_applied=store.applied,
+        sla_policies=str(policies.source),
         web=f"http://{settings.web_host}:{settings.web_port}",
     )
-    app = build_app(settings, bootstrap, store)
+    app = build_app(settings, bootstrap, store, policies)
     # The worker keeps many long-lived small objects (cached case states); the default
     # collector thresholds make it rescan them every few thousand allocations.
     gc.freeze()

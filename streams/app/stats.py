@@ -15,6 +15,7 @@ class PipelineStats:
     dead_letters: int = 0
     events_processed: int = 0
     duplicates: int = 0
+    late_events: int = 0
     facts_written: int = 0
     batches: int = 0
     last_batch_seconds: float = 0.0
@@ -24,8 +25,11 @@ class PipelineStats:
         self.raw_in += count
         self.dead_letters += dead
 
-    def processed(self, count: int, facts: int, duplicates: int, seconds: float) -> None:
+    def processed(
+        self, count: int, facts: int, duplicates: int, seconds: float, late: int = 0
+    ) -> None:
         self.events_processed += count
+        self.late_events += late
         self.facts_written += facts
         self.duplicates += duplicates
         self.batches += 1
@@ -47,6 +51,7 @@ class PipelineStats:
             "dead_letters": self.dead_letters,
             "events_processed": self.events_processed,
             "duplicates": self.duplicates,
+            "late_events": self.late_events,
             "facts_written": self.facts_written,
             "batches": self.batches,
             "last_batch_seconds": round(self.last_batch_seconds, 4),

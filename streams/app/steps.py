@@ -20,6 +20,9 @@ from streams.contract import Event, InvalidEvent, decode_event, encode_event
 from streams.contract.framing import is_batch, split_items
 from streams.core.case_state import CaseState
 from streams.core.facts import CaseFacts
+from streams.core.sla.clock import evaluate
+from streams.core.sla.policy import PolicySet
+from streams.core.sla.rows import CaseSlaRow, CycleRow, sla_rows
 from streams.core.state_codec import decode_state, encode_state
 from streams.store.rows import DeadLetterRow, EventRow
 
@@ -149,6 +152,8 @@ class CaseBatchResult:
     states: dict[str, bytes] = field(default_factory=dict)
     #: case_id -> the message that carried its latest event in this batch
     carriers: dict[str, RawMessage] = field(default_factory=dict)
+    sla: list[CaseSlaRow] = field(default_factory=list)
+    cycles: list[CycleRow] = field(default_factory=list)
     duplicates: int = 0
 
 
@@ -161,8 +166,9 @@ def apply_events(
     load_state: StateLookup,
     cache: MutableMapping[str, CaseState],
     now: datetime | None = None,
+    policies: PolicySet | None = None,
 ) -> CaseBatchResult:
-    """Fold a batch of events into their cases.
+    """Fold a batch of events into their cases (and, given policies, their SLA clocks).
 
     Every event and every touched case is written again even when nothing changed:
     the store is idempotent, and rewriting is what keeps a crash between the state
@@ -194,6 +200,14 @@ def apply_events(
     for case_id in result.states:
         result.states[case_id] = encode_state(touched[case_id])
     result.facts = [state.facts() for state in touched.values()]
+    if policies is not None:
+        for facts, state in zip(result.facts, touched.values(), strict=True):
+            # No `now`: stored SLA rows hold instants (due, thresholds, breach of ended
+            # cycles) only, so a replay and the live run store the same rows; whether
+            # an open case is past its deadline is asked at query time.
+            sla_row, cycles = sla_rows(facts, evaluate(state.events, policies))
+            result.sla.append(sla_row)
+            result.cycles.extend(cycles)
     return result
 
 

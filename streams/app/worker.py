@@ -14,6 +14,7 @@ import time
 import weakref
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 import faust
@@ -21,17 +22,19 @@ from faust.streams import _current_event
 from faust.types import EventT
 from mode.types.signals import BaseSignalT
 
+from streams.app.lateness import LatenessTracker
 from streams.app.stats import PipelineStats
-from streams.app.steps import RawMessage, apply_events, chunks, ingest, route
+from streams.app.steps import CaseBatchResult, RawMessage, apply_events, chunks, ingest, route
 from streams.app.topology import DEAD_LETTERS, EVENTS, RAW
 from streams.app.web import register_views
 from streams.contract import decode_validated
 from streams.contract.framing import BATCH_HEADERS
 from streams.core.case_state import CaseState
+from streams.core.sla.policy import PolicySet
 from streams.logs import get_logger
 from streams.settings import Settings
 from streams.store import Store
-from streams.store.rows import DeadLetterRow
+from streams.store.rows import DeadLetterRow, LateEventRow
 
 
 class CaseCache(OrderedDict[str, CaseState]):
@@ -72,7 +75,9 @@ def _raw(event: EventT[bytes]) -> RawMessage:
     )
 
 
-def build_app(settings: Settings, bootstrap: str, store: Store) -> faust.App:
+def build_app(
+    settings: Settings, bootstrap: str, store: Store, policies: PolicySet | None = None
+) -> faust.App:
     app = faust.App(
         settings.worker_id,
         broker=f"kafka://{bootstrap}",
@@ -106,6 +111,7 @@ def build_app(settings: Settings, bootstrap: str, store: Store) -> faust.App:
         help="Every case's distinct events, the source of its facts.",
     )
     cache = CaseCache(capacity=200_000)
+    lateness = LatenessTracker(grace=timedelta(seconds=settings.late_grace_seconds))
 
     @app.on_partitions_revoked.connect
     def _forget_cached_cases(
@@ -174,13 +180,19 @@ def build_app(settings: Settings, bootstrap: str, store: Store) -> faust.App:
         started = time.perf_counter()
         # Only the ingest step writes the events topic: trust its validation, but a stray
         # writer's bytes that do not decode still become dead letters.
-        validated = ingest(chunk, decode=decode_validated)
+        received = datetime.now(UTC)
+        validated = ingest(chunk, now=received, decode=decode_validated)
         if validated.dead:
             await send_dead_letters(validated.dead)
+        late = lateness.observe(validated.valid, received)
         result = apply_events(
-            validated.valid, load_state=lambda case_id: cases.get(case_id.encode()), cache=cache
+            validated.valid,
+            load_state=lambda case_id: cases.get(case_id.encode()),
+            cache=cache,
+            now=received,
+            policies=policies,
         )
-        await run_blocking(_write_case_batch, store, result.event_rows, result.facts)
+        await run_blocking(_write_case_batch, store, result, late)
         for case_id, encoded in result.states.items():
             # The table picks its changelog partition from the "current event"; in a batch
             # that must be the message that carried this very case.
@@ -195,6 +207,7 @@ def build_app(settings: Settings, bootstrap: str, store: Store) -> faust.App:
             len(result.facts),
             result.duplicates,
             time.perf_counter() - started,
+            late=len(late),
         )
 
     register_views(app, settings, store, stats)
@@ -202,6 +215,10 @@ def build_app(settings: Settings, bootstrap: str, store: Store) -> faust.App:
     return app
 
 
-def _write_case_batch(store: Store, event_rows: Sequence[Any], facts: Sequence[Any]) -> None:
-    store.writer.write_events(event_rows)
-    store.writer.write_case_facts(facts)
+def _write_case_batch(store: Store, result: CaseBatchResult, late: Sequence[LateEventRow]) -> None:
+    store.writer.write_events(result.event_rows)
+    store.writer.write_late_events(late)
+    store.writer.write_case_facts(result.facts)
+    if result.sla:
+        store.writer.write_case_sla(result.sla)
+        store.writer.write_cycles(result.cycles)

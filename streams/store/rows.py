@@ -18,6 +18,7 @@ from streams.core.facts import CASE_FACT_COLUMNS
 EVENTS_TABLE = "events"
 CASE_FACTS_TABLE = "case_facts"
 DEAD_LETTERS_TABLE = "dead_letters"
+LATE_EVENTS_TABLE = "late_events"
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +53,19 @@ class DeadLetterRow:
     received_at: datetime
 
 
+@dataclass(frozen=True, slots=True)
+class LateEventRow:
+    """An event that arrived more than the grace period behind its partition's watermark."""
+
+    case_id: str
+    event_id: str
+    type: str
+    occurred_at: datetime
+    watermark_at: datetime  # the newest event time seen on the partition before it
+    lateness_seconds: float
+    received_at: datetime
+
+
 def column_names(row_type: type[Any]) -> tuple[str, ...]:
     """The column names of a row dataclass, in field order."""
     return tuple(f.name for f in dataclasses.fields(row_type))
@@ -59,5 +73,6 @@ def column_names(row_type: type[Any]) -> tuple[str, ...]:
 
 EVENT_COLUMNS: tuple[str, ...] = column_names(EventRow)
 DEAD_LETTER_COLUMNS: tuple[str, ...] = column_names(DeadLetterRow)
+LATE_EVENT_COLUMNS: tuple[str, ...] = column_names(LateEventRow)
 #: the columns of ``case_facts``: the CaseFacts fields, then the time of the write
 CASE_FACTS_TABLE_COLUMNS: tuple[str, ...] = (*CASE_FACT_COLUMNS, "updated_at")

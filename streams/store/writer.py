@@ -22,6 +22,14 @@ from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import DatabaseError, OperationalError
 
 from streams.core.facts import CASE_FACT_COLUMNS, CaseFacts
+from streams.core.sla.rows import (
+    CASE_CYCLES_TABLE,
+    CASE_SLA_COLUMNS,
+    CASE_SLA_TABLE,
+    CYCLE_COLUMNS,
+    CaseSlaRow,
+    CycleRow,
+)
 from streams.store.client import StoreError
 from streams.store.rows import (
     CASE_FACTS_TABLE,
@@ -30,8 +38,11 @@ from streams.store.rows import (
     DEAD_LETTERS_TABLE,
     EVENT_COLUMNS,
     EVENTS_TABLE,
+    LATE_EVENT_COLUMNS,
+    LATE_EVENTS_TABLE,
     DeadLetterRow,
     EventRow,
+    LateEventRow,
 )
 
 #: ClickHouse error codes worth retrying: overload, timeouts, network, replica trouble.
@@ -103,6 +114,8 @@ class BatchWriter:
             EVENTS_TABLE: 0,
             CASE_FACTS_TABLE: 0,
             DEAD_LETTERS_TABLE: 0,
+            CASE_SLA_TABLE: 0,
+            CASE_CYCLES_TABLE: 0,
         }
 
     # --- public ------------------------------------------------------------------------
@@ -126,6 +139,22 @@ class BatchWriter:
         """Keep messages that failed validation, raw bytes as-is; returns the row count."""
         columns = _columns(rows, DEAD_LETTER_COLUMNS)
         return self._write(DEAD_LETTERS_TABLE, DEAD_LETTER_COLUMNS, columns)
+
+    def write_late_events(self, rows: Sequence[LateEventRow]) -> int:
+        """Record events that arrived later than the grace period; returns the row count."""
+        return self._write(
+            LATE_EVENTS_TABLE, LATE_EVENT_COLUMNS, _columns(rows, LATE_EVENT_COLUMNS)
+        )
+
+    def write_case_sla(self, rows: Sequence[CaseSlaRow]) -> int:
+        """Write the SLA rows of cases (``streams.core.sla.rows.sla_rows``); returns the
+        number of rows. Rows of several versions of a case may be written in any order:
+        the highest version wins (``case_sla`` is a ReplacingMergeTree(version))."""
+        return self._write(CASE_SLA_TABLE, CASE_SLA_COLUMNS, _columns(rows, CASE_SLA_COLUMNS))
+
+    def write_cycles(self, rows: Sequence[CycleRow]) -> int:
+        """Write resolution-cycle rows (one per case and cycle); returns the row count."""
+        return self._write(CASE_CYCLES_TABLE, CYCLE_COLUMNS, _columns(rows, CYCLE_COLUMNS))
 
     def stats(self) -> dict[str, Any]:
         with self._lock:
