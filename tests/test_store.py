@@ -509,11 +509,8 @@ def test_one_insert_per_table_per_call(client: Client) -> None:
     writer.write_case_facts([])
     writer.write_dead_letters([])
     assert spy.inserts == ["events", "case_facts", "dead_letters"]
-    assert writer.stats()["rows_written"] == {
-        "events": 1000,
-        "case_facts": 1000,
-        "dead_letters": 1000,
-    }
+    written = {table: n for table, n in writer.stats()["rows_written"].items() if n}
+    assert written == {"events": 1000, "case_facts": 1000, "dead_letters": 1000}
     assert writer.stats()["inserts"] == 3
 
 
