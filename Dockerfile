@@ -4,6 +4,7 @@ WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY streams ./streams
 COPY schemas ./schemas
+COPY config ./config
 RUN pip install --no-cache-dir -e .
 ENV CIVICPULSE_DATA_DIR=/var/lib/civicpulse \
     CIVICPULSE_WEB_HOST=0.0.0.0
