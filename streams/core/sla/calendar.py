@@ -259,9 +259,13 @@ class NoHolidays(HolidaySource):
 class ChineseCalendarSource(HolidaySource):
     """China's statutory holidays and adjusted working days from the ``chinese-calendar``
     package (the State Council's yearly schedule; a new package release adds each year
-    when it is announced, usually in November)."""
+    when it is announced, usually in November).
 
-    def __init__(self) -> None:
+    ``years`` (first, last) bounds the years the source is trusted for; it must lie within
+    the package's own range (``package_coverage``), which is the default.
+    """
+
+    def __init__(self, years: tuple[int, int] | None = None) -> None:
         try:
             constants: Any = importlib.import_module("chinese_calendar.constants")
             package: Any = importlib.import_module("chinese_calendar")
@@ -270,8 +274,18 @@ class ChineseCalendarSource(HolidaySource):
         self._holidays: dict[date, str] = dict(constants.holidays)
         self._workdays: dict[date, str] = dict(constants.workdays)
         self.version: str = str(getattr(package, "__version__", "unknown"))
-        years = [d.year for d in self._holidays]
-        self._coverage = (min(years), max(years))
+        known = [d.year for d in self._holidays]
+        self.package_coverage: tuple[int, int] = (min(known), max(known))
+        if years is not None:
+            first, last = years
+            if first > last:
+                raise CalendarError(f"years {first}-{last}: the first year is after the last")
+            if first < self.package_coverage[0] or last > self.package_coverage[1]:
+                raise CalendarError(
+                    f"chinese-calendar {self.version} only covers "
+                    f"{self.package_coverage[0]}-{self.package_coverage[1]}"
+                )
+        self._coverage: tuple[int, int] = years if years is not None else self.package_coverage
 
     def classify(self, day: date) -> DayKind:
         if not self._coverage[0] <= day.year <= self._coverage[1]:

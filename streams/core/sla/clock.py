@@ -222,12 +222,19 @@ _Stop = tuple[int, int | None]
 
 
 def _stops(pause_log: Sequence[tuple[int, str | None]], reasons: frozenset[str]) -> list[_Stop]:
-    """Intervals during which the pause reason in force is in ``reasons``."""
+    """Intervals during which the pause reason in force is in ``reasons``.
+
+    Only the reason in force at the end of each instant matters: changes within one
+    instant (stopping, not stopping, stopping again) neither end nor start a stop, since
+    the clock never runs in between. ``pause_log`` is in event order.
+    """
     if not reasons:
         return []
     out: list[_Stop] = []
     since: int | None = None
-    for moment, reason in pause_log:
+    for index, (moment, reason) in enumerate(pause_log):
+        if index + 1 < len(pause_log) and pause_log[index + 1][0] == moment:
+            continue  # a later change at the same instant decides
         stopped = reason is not None and reason in reasons
         if stopped and since is None:
             since = moment

@@ -517,6 +517,7 @@ def _holiday_source(doc: _Document, spec: Mapping[str, Any]) -> HolidaySource:
                     ["public_holidays", "years"],
                     f"chinese-calendar {source.version} only covers {covered[0]}-{covered[1]}",
                 )
+            return ChineseCalendarSource(years)
         return source
     if "country" not in spec:
         raise doc.error(["public_holidays"], "source holidays needs a country (ISO code)")
