@@ -403,46 +403,67 @@ def p95(times: list[float]) -> float:
     return ordered[min(len(ordered) - 1, max(0, round(0.95 * len(ordered)) - 1))]
 
 
+Query = Callable[[metrics.Window, datetime], Any]
+
+
+def _bind(
+    query: Query, win: Callable[[int], metrics.Window], at: Callable[[int], datetime]
+) -> Callable[[int], Any]:
+    def run(i: int) -> Any:
+        return query(win(i), at(i))
+
+    return run
+
+
 def board_queries(client: Client, now: datetime) -> dict[str, Callable[[int], Any]]:
     """Every board query: name -> run(i), with now moved by i seconds."""
 
     def at(i: int) -> datetime:
         return now + timedelta(seconds=i)
 
-    queries: dict[str, Callable[[int], Any]] = {}
     last_month = (now.replace(day=1) - timedelta(days=1)).strftime("%Y-%m")
-    for preset in ("1h", "24h", "7d", "30d", "month"):
 
-        def win(i: int, preset: str = preset) -> metrics.Window:
+    def window_of(preset: str) -> Callable[[int], metrics.Window]:
+        def win(i: int) -> metrics.Window:
             if preset == "month":  # the last full calendar month (Asia/Shanghai)
                 return metrics.window("month", month=last_month)
             return metrics.window(preset, now=at(i))
 
-        queries[f"rates {preset} total"] = lambda i, w=win: metrics.rates(client, w(i), now=at(i))
-        queries[f"rates {preset} by agency"] = lambda i, w=win: metrics.rates(
-            client, w(i), group_by="agency", now=at(i)
-        )
-        queries[f"rates {preset} by sub_district"] = lambda i, w=win: metrics.rates(
-            client, w(i), group_by=("district", "sub_district"), now=at(i)
-        )
-        queries[f"durations {preset} by agency"] = lambda i, w=win: metrics.durations(
-            client, w(i), group_by="agency"
-        )
-        queries[f"on_time {preset} by category"] = lambda i, w=win: metrics.on_time(
-            client, w(i), group_by="category", now=at(i)
-        )
-        queries[f"quality {preset} by district"] = lambda i, w=win: metrics.quality(
-            client, w(i), group_by="district", filters={"channel": ["hotline", "app", "wechat"]}
-        )
-    queries["backlog by agency"] = lambda i: metrics.backlog(client, group_by="agency", now=at(i))
-    queries["backlog by sub_district"] = lambda i: metrics.backlog(
-        client, group_by=("district", "sub_district"), now=at(i)
-    )
+        return win
+
+    per_window: dict[str, Query] = {
+        "rates {} total": lambda w, t: metrics.rates(client, w, now=t),
+        "rates {} by agency": lambda w, t: metrics.rates(client, w, group_by="agency", now=t),
+        "rates {} by sub_district": lambda w, t: metrics.rates(
+            client, w, group_by=("district", "sub_district"), now=t
+        ),
+        "durations {} by agency": lambda w, t: metrics.durations(client, w, group_by="agency"),
+        "on_time {} by category": lambda w, t: metrics.on_time(
+            client, w, group_by="category", now=t
+        ),
+        "quality {} by district": lambda w, t: metrics.quality(
+            client, w, group_by="district", filters={"channel": ["hotline", "app", "wechat"]}
+        ),
+    }
+    queries: dict[str, Callable[[int], Any]] = {}
+    for preset in ("1h", "24h", "7d", "30d", "month"):
+        for name, query in per_window.items():
+            queries[name.format(preset)] = _bind(query, window_of(preset), at)
     config = metrics.load_ranking_config()
-    for level in ("sub_district", "agency"):
-        queries[f"ranking {last_month} {level}"] = lambda i, lv=level: metrics.ranking(
-            client, lv, month=last_month, config=config, now=at(i)
-        )
+    everything: dict[str, Query] = {
+        "backlog by agency": lambda w, t: metrics.backlog(client, group_by="agency", now=t),
+        "backlog by sub_district": lambda w, t: metrics.backlog(
+            client, group_by=("district", "sub_district"), now=t
+        ),
+        f"ranking {last_month} sub_district": lambda w, t: metrics.ranking(
+            client, "sub_district", month=last_month, config=config, now=t
+        ),
+        f"ranking {last_month} agency": lambda w, t: metrics.ranking(
+            client, "agency", month=last_month, config=config, now=t
+        ),
+    }
+    for name, query in everything.items():
+        queries[name] = _bind(query, window_of("month"), at)
     return queries
 
 

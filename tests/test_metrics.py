@@ -1193,3 +1193,87 @@ def test_late_events_are_reported_by_event_time_and_by_intake(
         "events": 1,
         "by_type": {"callback": {"events": 1, "cases": 1, "max_lateness_seconds": 432000.0}},
     }
+
+
+def test_sla_rows_module_imports_no_adapter() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, streams.core.sla.rows;"
+        "bad = [m for m in sys.modules if m.split('.')[0] in "
+        "('faust', 'mode', 'aiokafka', 'clickhouse_connect', 'chdb')];"
+        "print(bad); sys.exit(1 if bad else 0)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_worked_example_of_docs_metrics_md(client: Client, writer: BatchWriter) -> None:
+    """The five cases of docs/metrics.md, "Worked example", with the shipped policies."""
+    from streams.core.sla.policy import load_policies
+
+    def at(day: int, hh: int, mm: int = 0) -> datetime:
+        return datetime(2026, 3, day, hh, mm, tzinfo=UTC)
+
+    def case(name: str, opened: datetime) -> Case:
+        return Case(name).opened(opened, category="traffic_signal", urgency="urgent")
+
+    a = case("A", at(2, 8)).add(at(2, 8, 10), DispatchedPayload("roads"))
+    a.add(at(2, 8, 30), SignedForPayload("roads")).add(
+        at(2, 9), FirstContactPayload("roads", "call")
+    )
+    a.add(at(2, 20), ResolvedPayload("roads", "fixed")).add(at(2, 21), CallbackPayload(True, True))
+    a.add(at(2, 21, 5), RatedPayload("satisfied"))
+    b = case("B", at(2, 9)).add(at(2, 9, 20), DispatchedPayload("roads"))
+    b.add(at(2, 11, 30), SignedForPayload("roads"))
+    b.add(at(2, 10, 30), FirstContactPayload("roads", "call"))
+    b.add(at(3, 11), ResolvedPayload("roads", "fixed")).add(
+        at(3, 11, 30), CallbackPayload(True, False)
+    )
+    b.add(at(3, 11, 35), RatedPayload("dissatisfied"))
+    c = case("C", at(2, 10)).add(at(2, 10, 5), DispatchedPayload("roads"))
+    c.add(at(2, 10, 10), SignedForPayload("roads")).add(
+        at(2, 13), FirstContactPayload("roads", "sms")
+    )
+    c.add(at(2, 14), ResolvedPayload("roads", "referred_elsewhere"))
+    c.add(at(2, 15), CallbackPayload(True, True)).add(
+        at(2, 15, 5), RatedPayload("basically_satisfied")
+    )
+    d = case("D", at(2, 11)).add(at(2, 11, 15), DispatchedPayload("roads"))
+    d.add(at(2, 11, 20), SignedForPayload("roads"))
+    e = case("E", at(3, 11, 30)).add(at(3, 11, 40), DispatchedPayload("roads"))
+    policies = load_policies()
+    hist = history({x.case_id: x.events for x in (a, b, c, d, e)}, policies)
+    assert {r.policy_id for r in hist.final.values()} == {"bj-urgent"}
+    write_shuffled(writer, hist, random.Random(0))
+    now = at(3, 12)
+    march = window("month", month="2026-03", timezone="UTC")
+
+    (r,) = rates(client, march, now=now, min_cases=0)
+    assert (r["response_rate"]["numerator"], r["response_rate"]["denominator"]) == (1, 4)
+    assert r["response_rate"]["pending"] == 1
+    assert (r["resolution_rate"]["numerator"], r["resolution_rate"]["denominator"]) == (2, 3)
+    assert (r["satisfaction_rate"]["numerator"], r["satisfaction_rate"]["denominator"]) == (2, 3)
+    assert r["participation_rate"]["rate"] == 1.0
+    (t,) = on_time(client, march, now=now, min_cases=0)
+    assert (t["first_response"]["numerator"], t["first_response"]["denominator"]) == (2, 4)
+    assert (t["resolution"]["numerator"], t["resolution"]["denominator"]) == (2, 4)
+    assert t["first_response"]["running_late"] == 1 and t["resolution"]["running_late"] == 1
+    (dur,) = durations(client, march, min_cases=0)
+    assert dur["first_response"]["wall"] == pytest.approx(
+        {"count": 3, "mean": 6600.0, "p50": 5400.0, "p90": 9720.0, "p99": 10692.0}
+    )
+    assert dur["resolution"]["wall"] == pytest.approx(
+        {"count": 3, "mean": 50400.0, "p50": 43200.0, "p90": 83520.0, "p99": 92592.0}
+    )
+    (bl,) = backlog(client, now=now, min_cases=0)
+    assert bl["open"] == 2 and bl["aging"]["lt_1d"] == 1 and bl["aging"]["1d_3d"] == 1
+    assert bl["past_due"]["numerator"] == 1 and bl["first_response_overdue"] == 1
+    assert [bl["at_risk"][f"past_{p}"]["numerator"] for p in (50, 75, 90)] == [1, 1, 1]
+    (q,) = quality(client, march, min_cases=0)
+    assert q["closure_reasons"]["fixed"]["numerator"] == 2
+    assert q["closure_reasons"]["fixed"]["denominator"] == 3
+    gap = q["claimed_vs_confirmed"]
+    assert gap["claimed"]["rate"] == gap["confirmed"]["rate"] == pytest.approx(2 / 3)
+    assert gap["gap"] == 0.0 and gap["fixed_not_confirmed"] == 1
