@@ -71,16 +71,11 @@ def pipeline_rate(worker: WorkerProcess, messages: int, distinct: int) -> tuple[
     return messages / (processed_at - first), distinct / (stored_at - first)
 
 
-def run_pipeline(
-    bootstrap: str, root: Path, history: Any, events_per_message: int
-) -> float:
+def run_pipeline(bootstrap: str, root: Path, history: Any, events_per_message: int) -> float:
     """Produce the history with the given framing, run a fresh worker over it, and return
     the sustained distinct events/s into the store."""
     worker = WorkerProcess(bootstrap=bootstrap, data_dir=root / f"worker-{events_per_message}")
-    ensure_topics_sync(
-        bootstrap,
-        {worker.topic(n): worker.partitions for n in ("events.raw", "events", "deadletter")},
-    )
+    worker.ensure_topics()
     asyncio.run(
         produce(
             bootstrap,

@@ -27,7 +27,6 @@ from streams.core.facts import CaseFacts
 from streams.core.sla.clock import evaluate
 from streams.core.sla.policy import load_policies
 from streams.core.sla.rows import CaseSlaRow, CycleRow, sla_rows
-from streams.kafka_runtime.topics import ensure_topics_sync
 from streams.sources.simulator import SimulationConfig, produce, simulate
 from tests.oracle import expected_case_facts, parse_time
 from tests.workers import WorkerProcess, rows_as_dicts
@@ -99,10 +98,7 @@ def test_store_matches_oracle_and_survives_redelivery(
         extra_env={"CIVICPULSE_LATE_GRACE_SECONDS": str(LATE_GRACE.total_seconds())},
     )
     raw_topic = worker.topic("events.raw")
-    ensure_topics_sync(
-        worker.bootstrap,
-        {worker.topic(n): worker.partitions for n in ("events.raw", "events", "deadletter")},
-    )
+    worker.ensure_topics()
     malformed = [m for m in history.emitted if m.kind == "malformed"]
     duplicates = [m for m in history.emitted if m.kind == "duplicate"]
     assert len(history.events) > 10_000 and malformed and duplicates

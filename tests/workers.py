@@ -16,6 +16,11 @@ from typing import Any
 
 import httpx
 
+from streams.app.topology import DEAD_LETTERS, EVENTS, RAW
+from streams.kafka_runtime.topics import ensure_topics_sync
+
+TOPIC_NAMES = (RAW, EVENTS, DEAD_LETTERS)
+
 
 def free_port() -> int:
     with socket.socket() as sock:
@@ -54,6 +59,12 @@ class WorkerProcess:
 
     def topic(self, name: str) -> str:
         return f"{self.topic_prefix}.{name}"
+
+    def ensure_topics(self) -> None:
+        """Create this worker's topics, as the pipeline's topology defines them."""
+        ensure_topics_sync(
+            self.bootstrap, {self.topic(name): self.partitions for name in TOPIC_NAMES}
+        )
 
     @property
     def log_file(self) -> Path:
