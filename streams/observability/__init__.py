@@ -1,0 +1,1 @@
+"""Operational telemetry: the one registry of Prometheus metric names and their exposition."""
