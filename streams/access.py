@@ -17,6 +17,8 @@ WORKER_TIMEOUT = 30.0
 QUERY_PATH = "/civicpulse/query"
 SUMMARY_PATH = "/civicpulse/summary"
 HEALTH_PATH = "/civicpulse/health"
+#: Prometheus exposition, at the conventional path
+METRICS_PATH = "/metrics"
 
 
 class StoreAccessError(Exception):

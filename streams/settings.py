@@ -35,6 +35,9 @@ class Settings(BaseSettings):
     kafka_heap: str = "512m"
     topic_prefix: str = "civicpulse"
     topic_partitions: int = 4
+    # How long the group waits for a silent worker before its partitions move on (after a
+    # crash, alerts and events of its partitions wait this long).
+    kafka_session_timeout_seconds: float = 30.0
 
     # ClickHouse: chdb://<dir> (embedded, default) or http(s)://user:pass@host:port/db.
     clickhouse_url: str = Field(
@@ -57,6 +60,12 @@ class Settings(BaseSettings):
     late_grace_seconds: float = 86_400
     # SLA policies (YAML, schemas/sla/policies.v1.schema.json); empty: config/sla/policies.yaml
     sla_policies: str = ""
+    # SLA alerts: how often the timers are checked, and how old an alert may be when it is
+    # first noticed and still be raised (older ones, e.g. from importing years of history
+    # into a live worker, are counted as stale instead). Keep the alert topic's retention
+    # longer than this: the topic is what makes alerts exactly-once across restarts.
+    alert_tick_seconds: float = 1.0
+    alert_max_age_seconds: float = 86_400
     log_level: str = "info"
     log_format: str = "console"  # console | json
 

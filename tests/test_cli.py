@@ -2,12 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
+import uuid
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
 
 from streams.cli import app
+from streams.contract import Event, OpenedPayload
+from streams.contract.alerts import encode_alert
+from streams.core.sla.alerts import due_alerts
+from streams.core.sla.clock import evaluate
+from streams.core.sla.policy import load_policies
+from streams.kafka_runtime.topics import ensure_topics_sync
+from streams.sources.producer import produce
+from streams.sources.simulator import Emitted
 
 runner = CliRunner()
 
@@ -55,3 +68,47 @@ def test_query_refuses_writes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     result = runner.invoke(app, ["query", "DROP TABLE events"])
     assert result.exit_code == 1
     assert "read-only" in result.output.lower() or "not allowed" in result.output.lower()
+
+
+@pytest.mark.integration
+def test_alerts_tail_filters_by_agency_and_reports_foreign_messages(
+    kafka_broker: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    prefix = f"tail-{uuid.uuid4().hex[:8]}"
+    monkeypatch.setenv("CIVICPULSE_KAFKA_BOOTSTRAP", kafka_broker.bootstrap)
+    monkeypatch.setenv("CIVICPULSE_TOPIC_PREFIX", prefix)
+    topic = f"{prefix}.sla.alerts"
+    ensure_topics_sync(kafka_broker.bootstrap, {topic: 1})
+    opened = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
+    events = [
+        Event(
+            f"evt-{agency}-0001",
+            f"C-{agency}",
+            "opened",
+            opened,
+            "test",
+            1,
+            OpenedPayload("app", "noise", "urgent", "d1", "s1", "0" * 16),
+        )
+        for agency in ("water", "roads")
+    ]
+    policies = load_policies()
+    messages = []
+    for event, agency in zip(events, ("water", "roads"), strict=True):
+        later = opened + timedelta(days=3)
+        alert = due_alerts(evaluate([event], policies), later, {"agency": agency})[-1]
+        value = encode_alert(alert, opened, "w")
+        messages.append(Emitted(alert.alert_id.encode(), value, "valid"))
+    messages.insert(1, Emitted(b"junk", b"not an alert", "malformed"))
+    asyncio.run(produce(kafka_broker.bootstrap, topic, messages))
+
+    result = runner.invoke(
+        app,
+        ["alerts", "tail", "--from-beginning", "--idle", "3", "--json", "--agency", "water"],
+    )
+    assert result.exit_code == 0, result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    shown = [json.loads(line) for line in lines if line.startswith("{")]
+    assert [a["case_id"] for a in shown] == ["C-water"]
+    assert shown[0]["type"] == "sla.breached" and shown[0]["target"] == "resolution"
+    assert any("not an alert" in line and f"{topic}/0@1" in line for line in lines)

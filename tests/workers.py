@@ -16,10 +16,9 @@ from typing import Any
 
 import httpx
 
-from streams.app.topology import DEAD_LETTERS, EVENTS, RAW
+from streams.app.topology import topic_layout
 from streams.kafka_runtime.topics import ensure_topics_sync
-
-TOPIC_NAMES = (RAW, EVENTS, DEAD_LETTERS)
+from streams.settings import Settings
 
 
 def free_port() -> int:
@@ -62,9 +61,10 @@ class WorkerProcess:
 
     def ensure_topics(self) -> None:
         """Create this worker's topics, as the pipeline's topology defines them."""
-        ensure_topics_sync(
-            self.bootstrap, {self.topic(name): self.partitions for name in TOPIC_NAMES}
+        layout = topic_layout(
+            Settings(topic_prefix=self.topic_prefix, topic_partitions=self.partitions)
         )
+        ensure_topics_sync(self.bootstrap, layout)
 
     @property
     def log_file(self) -> Path:

@@ -20,7 +20,7 @@ from streams.contract import Event, InvalidEvent, decode_event, encode_event
 from streams.contract.framing import is_batch, split_items
 from streams.core.case_state import CaseState
 from streams.core.facts import CaseFacts
-from streams.core.sla.clock import evaluate
+from streams.core.sla.clock import CaseSla, evaluate
 from streams.core.sla.policy import PolicySet
 from streams.core.sla.rows import CaseSlaRow, CycleRow, sla_rows
 from streams.core.state_codec import decode_state, encode_state
@@ -154,6 +154,8 @@ class CaseBatchResult:
     carriers: dict[str, RawMessage] = field(default_factory=dict)
     sla: list[CaseSlaRow] = field(default_factory=list)
     cycles: list[CycleRow] = field(default_factory=list)
+    #: case_id -> its SLA evaluation (without ``now``), when policies were given
+    evaluations: dict[str, CaseSla] = field(default_factory=dict)
     duplicates: int = 0
 
 
@@ -205,7 +207,9 @@ def apply_events(
             # No `now`: stored SLA rows hold instants (due, thresholds, breach of ended
             # cycles) only, so a replay and the live run store the same rows; whether
             # an open case is past its deadline is asked at query time.
-            sla_row, cycles = sla_rows(facts, evaluate(state.events, policies))
+            evaluation = evaluate(state.events, policies)
+            result.evaluations[facts.case_id] = evaluation
+            sla_row, cycles = sla_rows(facts, evaluation)
             result.sla.append(sla_row)
             result.cycles.extend(cycles)
     return result

@@ -11,15 +11,23 @@ from typing import Any
 
 import faust
 from faust.web import Request, Response, View
+from prometheus_client import CollectorRegistry
 
-from streams.access import HEALTH_PATH, QUERY_PATH, SUMMARY_PATH
+from streams.access import HEALTH_PATH, METRICS_PATH, QUERY_PATH, SUMMARY_PATH
 from streams.app.stats import PipelineStats
+from streams.observability.exposition import CONTENT_TYPE, render
 from streams.settings import Settings
 from streams.store import Store
 from streams.store.queries import ReadOnlyViolation, query_rows, summary
 
 
-def register_views(app: faust.App, settings: Settings, store: Store, stats: PipelineStats) -> None:
+def register_views(
+    app: faust.App,
+    settings: Settings,
+    store: Store,
+    stats: PipelineStats,
+    registry: CollectorRegistry,
+) -> None:
     async def in_thread(fn: Any, *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(None, fn, *args)
 
@@ -27,6 +35,15 @@ def register_views(app: faust.App, settings: Settings, store: Store, stats: Pipe
     class Health(View):
         async def get(self, request: Request) -> Response:
             return self.json({"status": "ok", "worker": settings.worker_id})
+
+    @app.page(METRICS_PATH)
+    class Metrics(View):
+        """Prometheus exposition (names: streams/observability/registry.py)."""
+
+        async def get(self, request: Request) -> Response:
+            # On the loop, not a thread: the collectors read the watch list the agents change.
+            body = render(registry)
+            return self.bytes(body, content_type=CONTENT_TYPE)
 
     @app.page(SUMMARY_PATH)
     class Summary(View):

@@ -13,7 +13,7 @@ import asyncio
 import time
 import weakref
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
@@ -22,19 +22,26 @@ from faust.streams import _current_event
 from faust.types import EventT
 from mode.types.signals import BaseSignalT
 
+from streams.app.alert_emitter import AlertEmitter
+from streams.app.alert_index import AlertIndex
 from streams.app.lateness import LatenessTracker
+from streams.app.sla_watch import SlaWatch
 from streams.app.stats import PipelineStats
 from streams.app.steps import CaseBatchResult, RawMessage, apply_events, chunks, ingest, route
-from streams.app.topology import DEAD_LETTERS, EVENTS, RAW
+from streams.app.topology import ALERTS, DEAD_LETTERS, EVENTS, RAW
 from streams.app.web import register_views
 from streams.contract import decode_validated
+from streams.contract.alerts import InvalidAlert, decode_alert
 from streams.contract.framing import BATCH_HEADERS
 from streams.core.case_state import CaseState
 from streams.core.sla.policy import PolicySet
+from streams.core.state_codec import decode_state
 from streams.logs import get_logger
+from streams.observability.exposition import SlaCaseCollector, WriterCollector
+from streams.observability.registry import WorkerMetrics
 from streams.settings import Settings
 from streams.store import Store
-from streams.store.rows import DeadLetterRow, LateEventRow
+from streams.store.rows import DeadLetterRow, LateEventRow, SlaAlertRow
 
 
 class CaseCache(OrderedDict[str, CaseState]):
@@ -60,6 +67,15 @@ def _batches(
     which its ``StreamT`` interface does not declare."""
     batches: AsyncIterator[Sequence[EventT[bytes]]] = cast(Any, stream).take_events(max_, within)
     return batches
+
+
+Tick = Callable[[], Awaitable[None]]
+
+
+def _every(app: faust.App, seconds: float, name: str) -> Callable[[Tick], Tick]:
+    """Faust's ``app.timer``, which its type stubs leave untyped."""
+    decorator: Callable[[Tick], Tick] = app.timer(interval=seconds, name=name)
+    return decorator
 
 
 def _raw(event: EventT[bytes]) -> RawMessage:
@@ -98,11 +114,15 @@ def build_app(
         producer_max_batch_size=1024 * 1024,
         consumer_max_fetch_size=4 * 1024 * 1024,
         table_standby_replicas=0,
+        broker_session_timeout=settings.kafka_session_timeout_seconds,
+        broker_heartbeat_interval=min(3.0, settings.kafka_session_timeout_seconds / 3),
     )
     stats = PipelineStats()
+    metrics = WorkerMetrics.create()
     raw_topic = app.topic(settings.topic(RAW), key_type=bytes, value_type=bytes)
     events_topic = app.topic(settings.topic(EVENTS), key_type=bytes, value_type=bytes)
     dead_topic = app.topic(settings.topic(DEAD_LETTERS), key_type=bytes, value_type=bytes)
+    alerts_topic = app.topic(settings.topic(ALERTS), key_type=bytes, value_type=bytes)
     cases = app.Table(
         "cases",
         partitions=settings.topic_partitions,
@@ -110,21 +130,91 @@ def build_app(
         value_type=bytes,
         help="Every case's distinct events, the source of its facts.",
     )
+    timers = app.Table(
+        "sla_timers",
+        partitions=settings.topic_partitions,
+        key_type=bytes,
+        value_type=bytes,
+        help="Open cases' pending SLA alert instants and gauge labels (alert_index.Watch).",
+    )
     cache = CaseCache(capacity=200_000)
     lateness = LatenessTracker(grace=timedelta(seconds=settings.late_grace_seconds))
+    index = AlertIndex()
+    emitter = AlertEmitter(
+        bootstrap,
+        settings.topic(ALERTS),
+        settings.worker_id,
+        metrics,
+        max_age=timedelta(seconds=settings.alert_max_age_seconds),
+    )
+    watch = SlaWatch(index, emitter, policies) if policies is not None else None
+    metrics.registry.register(SlaCaseCollector(index))
+    metrics.registry.register(WriterCollector(store.writer.stats))
+    #: (topic, partition) -> offset of the last message an agent finished
+    finished: dict[tuple[str, int], int] = {}
 
     @app.on_partitions_revoked.connect
-    def _forget_cached_cases(
+    async def _forget_owned_cases(
         sender: Any, /, *args: Any, signal: BaseSignalT[Any], **kwargs: Any
     ) -> None:
         # Another worker may own these cases now: its changelog is the truth, not our cache.
         cache.clear()
+        if watch is not None:
+            await watch.revoked()
+
+    @app.on_rebalance_complete.connect
+    async def _watch_owned_cases(
+        sender: Any, /, *args: Any, signal: BaseSignalT[Any], **kwargs: Any
+    ) -> None:
+        # Tables are recovered by now and streams not yet resumed.
+        if watch is None:
+            return
+        owned = {
+            tp.partition
+            for tp in app.assignor.assigned_actives()
+            if tp.topic == events_topic.get_topic_name()
+        }
+        await watch.assigned(owned, ((key.decode(), value) for key, value in timers.items()))
+
+    @app.on_before_shutdown.connect
+    async def _stop_alerts(sender: Any, /, *args: Any, **kwargs: Any) -> None:
+        await emitter.stop()
+
+    def state_of(case_id: str) -> CaseState | None:
+        state = cache.get(case_id)
+        if state is None:
+            stored = cases.get(case_id.encode())
+            if stored is None:
+                return None
+            state = decode_state(case_id, stored)
+        return state
+
+    if watch is not None:
+
+        @_every(app, settings.alert_tick_seconds, "sla_alert_timer")
+        async def sla_alert_timer() -> None:
+            await watch.tick(state_of)
+
+    @_every(app, 5.0, "consumer_lag")
+    async def consumer_lag() -> None:
+        lag: dict[str, int] = {}
+        for tp in app.consumer.assignment():
+            if tp.topic not in (raw_topic.get_topic_name(), events_topic.get_topic_name()):
+                continue
+            high = app.consumer.highwater(tp)
+            done = finished.get((tp.topic, tp.partition))
+            if high is None or done is None:
+                continue
+            lag[tp.topic] = lag.get(tp.topic, 0) + max(0, high - done - 1)
+        for topic, value in lag.items():
+            metrics.consumer_lag.labels(topic).set(value)
 
     async def run_blocking(fn: Any, *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(None, fn, *args)
 
     async def send_dead_letters(dead: Sequence[DeadLetterRow]) -> None:
         for row in dead:
+            metrics.dead_letters.labels(row.reason).inc()
             await dead_topic.send(
                 key=row.key.encode() or None,
                 value=row.raw,
@@ -157,11 +247,12 @@ def build_app(
                     )
                 if result.dead:
                     await send_dead_letters(result.dead)
-                stats.ingested(
-                    len(result.valid) + len(result.dead),
-                    len(result.dead),
-                    time.perf_counter() - started,
-                )
+                seconds = time.perf_counter() - started
+                stats.ingested(len(result.valid) + len(result.dead), len(result.dead), seconds)
+                metrics.events_received.inc(len(result.valid) + len(result.dead))
+                metrics.batch_seconds.labels("ingest").observe(seconds)
+            note_finished(batch)
+            metrics.last_batch.labels("ingest").set(time.time())
             yield None
 
     @app.agent(events_topic, name="cases")
@@ -172,6 +263,27 @@ def build_app(
             carriers = {(e.message.partition, e.message.offset): e for e in batch}
             for chunk in chunks([_raw(e) for e in batch], settings.chunk_events):
                 await process_cases(chunk, carriers)
+            note_finished(batch)
+            metrics.last_batch.labels("cases").set(time.time())
+            yield None
+
+    def note_finished(batch: Sequence[EventT[bytes]]) -> None:
+        for event in batch:
+            message = event.message
+            finished[(message.topic, message.partition)] = message.offset
+
+    @app.agent(alerts_topic, name="alert_sink")
+    async def alert_sink(stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
+        """Copies the alert topic into ``sla_alerts`` for the boards (at least once; the
+        table replaces copies)."""
+        async for batch in _batches(stream, 1000, settings.batch_max_seconds):
+            rows: list[SlaAlertRow] = []
+            for event in batch:
+                try:
+                    rows.append(SlaAlertRow.from_document(decode_alert(event.message.value or b"")))
+                except InvalidAlert as err:
+                    log.error("invalid message on the alert topic", error=str(err))
+            await run_blocking(store.writer.write_alerts, rows)
             yield None
 
     async def process_cases(
@@ -193,24 +305,42 @@ def build_app(
             policies=policies,
         )
         await run_blocking(_write_case_batch, store, result, late)
-        for case_id, encoded in result.states.items():
-            # The table picks its changelog partition from the "current event"; in a batch
+        timer_changes: dict[str, bytes | None] = {}
+        if watch is not None and result.evaluations:
+            facts = {f.case_id: f for f in result.facts}
+            partitions = {case_id: m.partition for case_id, m in result.carriers.items()}
+            timer_changes = await watch.cases_changed(
+                result.evaluations, facts, partitions, received
+            )
+        for case_id in result.states.keys() | timer_changes.keys():
+            # A table picks its changelog partition from the "current event"; in a batch
             # that must be the message that carried this very case.
             carrier = result.carriers[case_id]
             token = _current_event.set(weakref.ref(carriers[(carrier.partition, carrier.offset)]))
             try:
-                cases[case_id.encode()] = encoded
+                if case_id in result.states:
+                    cases[case_id.encode()] = result.states[case_id]
+                if case_id in timer_changes:
+                    change = timer_changes[case_id]
+                    if change is not None:
+                        timers[case_id.encode()] = change
+                    else:
+                        timers.pop(case_id.encode(), None)
             finally:
                 _current_event.reset(token)
+        seconds = time.perf_counter() - started
+        metrics.events_processed.inc(len(validated.valid))
+        metrics.late_events.inc(len(late))
+        metrics.batch_seconds.labels("cases").observe(seconds)
         stats.processed(
             len(validated.valid),
             len(result.facts),
             result.duplicates,
-            time.perf_counter() - started,
+            seconds,
             late=len(late),
         )
 
-    register_views(app, settings, store, stats)
+    register_views(app, settings, store, stats, metrics.registry)
     app.civicpulse_stats = stats  # type: ignore[attr-defined]
     return app
 

@@ -100,6 +100,12 @@ ALERTS_EMITTED = MetricSpec(
     "Alert events written to the alert topic, by type (sla.warning, sla.breached) and agency.",
     ("type", "agency"),
 )
+ALERTS_STALE = MetricSpec(
+    "civicpulse_sla_alerts_stale",
+    "counter",
+    "Alerts first noticed after alert_max_age_seconds (e.g. history imported into a live "
+    "worker): counted, not sent.",
+)
 
 ALL: tuple[MetricSpec, ...] = (
     EVENTS_RECEIVED,
@@ -115,6 +121,7 @@ ALL: tuple[MetricSpec, ...] = (
     AT_RISK_CASES,
     BREACHED_CASES,
     ALERTS_EMITTED,
+    ALERTS_STALE,
 )
 
 
@@ -136,7 +143,8 @@ BATCH_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 @dataclass
 class WorkerMetrics:
-    """The instruments a worker updates; the SLA case gauges are computed at scrape time."""
+    """The instruments a worker updates. The SLA case gauges and the ClickHouse write
+    counters are computed at scrape time (streams.observability.exposition)."""
 
     registry: CollectorRegistry
     events_received: Counter
@@ -145,9 +153,9 @@ class WorkerMetrics:
     late_events: Counter
     batch_seconds: Histogram
     last_batch: Gauge
-    rows_written: Counter
-    write_errors: Counter
+    consumer_lag: Gauge
     alerts_emitted: Counter
+    alerts_stale: Counter
 
     @classmethod
     def create(cls, registry: CollectorRegistry | None = None) -> WorkerMetrics:
@@ -172,7 +180,9 @@ class WorkerMetrics:
             last_batch=Gauge(
                 LAST_PROCESSED.name, LAST_PROCESSED.help, LAST_PROCESSED.labels, registry=reg
             ),
-            rows_written=counter(ROWS_WRITTEN),
-            write_errors=counter(WRITE_ERRORS),
+            consumer_lag=Gauge(
+                CONSUMER_LAG.name, CONSUMER_LAG.help, CONSUMER_LAG.labels, registry=reg
+            ),
             alerts_emitted=counter(ALERTS_EMITTED),
+            alerts_stale=counter(ALERTS_STALE),
         )

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from streams.core.facts import CASE_FACT_COLUMNS
@@ -19,6 +19,7 @@ EVENTS_TABLE = "events"
 CASE_FACTS_TABLE = "case_facts"
 DEAD_LETTERS_TABLE = "dead_letters"
 LATE_EVENTS_TABLE = "late_events"
+SLA_ALERTS_TABLE = "sla_alerts"
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +67,43 @@ class LateEventRow:
     received_at: datetime
 
 
+@dataclass(frozen=True, slots=True)
+class SlaAlertRow:
+    """One alert of the alert topic (``schemas/alerts/v1/sla-alert.schema.json``)."""
+
+    alert_id: str
+    type: str
+    case_id: str
+    target: str
+    cycle: int
+    threshold: float
+    fired_at: datetime
+    due_at: datetime | None
+    emitted_at: datetime
+    policy_id: str
+    agency: str
+    sub_unit: str
+    district: str
+    sub_district: str
+    category: str
+    urgency: str
+    channel: str
+    worker: str
+
+    @classmethod
+    def from_document(cls, doc: dict[str, Any]) -> SlaAlertRow:
+        """From a decoded, schema-valid alert message."""
+
+        def instant(text: str) -> datetime:
+            return datetime.fromisoformat(text).astimezone(UTC)
+
+        values = {name: doc[name] for name in SLA_ALERT_COLUMNS}
+        values["fired_at"] = instant(doc["fired_at"])
+        values["emitted_at"] = instant(doc["emitted_at"])
+        values["due_at"] = instant(doc["due_at"]) if doc["due_at"] is not None else None
+        return cls(**values)
+
+
 def column_names(row_type: type[Any]) -> tuple[str, ...]:
     """The column names of a row dataclass, in field order."""
     return tuple(f.name for f in dataclasses.fields(row_type))
@@ -74,5 +112,6 @@ def column_names(row_type: type[Any]) -> tuple[str, ...]:
 EVENT_COLUMNS: tuple[str, ...] = column_names(EventRow)
 DEAD_LETTER_COLUMNS: tuple[str, ...] = column_names(DeadLetterRow)
 LATE_EVENT_COLUMNS: tuple[str, ...] = column_names(LateEventRow)
+SLA_ALERT_COLUMNS: tuple[str, ...] = column_names(SlaAlertRow)
 #: the columns of ``case_facts``: the CaseFacts fields, then the time of the write
 CASE_FACTS_TABLE_COLUMNS: tuple[str, ...] = (*CASE_FACT_COLUMNS, "updated_at")

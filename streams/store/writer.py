@@ -40,9 +40,12 @@ from streams.store.rows import (
     EVENTS_TABLE,
     LATE_EVENT_COLUMNS,
     LATE_EVENTS_TABLE,
+    SLA_ALERT_COLUMNS,
+    SLA_ALERTS_TABLE,
     DeadLetterRow,
     EventRow,
     LateEventRow,
+    SlaAlertRow,
 )
 
 #: ClickHouse error codes worth retrying: overload, timeouts, network, replica trouble.
@@ -107,6 +110,7 @@ class BatchWriter:
         self._lock = threading.Lock()
         self._column_types: dict[str, list[str]] = {}
         self.write_errors = 0
+        self.write_errors_by_table: dict[str, int] = {}
         self.write_retries = 0
         self.write_failures = 0
         self.inserts = 0
@@ -156,12 +160,17 @@ class BatchWriter:
         """Write resolution-cycle rows (one per case and cycle); returns the row count."""
         return self._write(CASE_CYCLES_TABLE, CYCLE_COLUMNS, _columns(rows, CYCLE_COLUMNS))
 
+    def write_alerts(self, rows: Sequence[SlaAlertRow]) -> int:
+        """Copy alerts of the alert topic into ``sla_alerts``; returns the row count."""
+        return self._write(SLA_ALERTS_TABLE, SLA_ALERT_COLUMNS, _columns(rows, SLA_ALERT_COLUMNS))
+
     def stats(self) -> dict[str, Any]:
         with self._lock:
             return {
                 "inserts": self.inserts,
                 "rows_written": dict(self.rows_written),
                 "write_errors": self.write_errors,
+                "write_errors_by_table": dict(self.write_errors_by_table),
                 "write_retries": self.write_retries,
                 "write_failures": self.write_failures,
             }
@@ -186,6 +195,7 @@ class BatchWriter:
                 transient = is_transient(err)
                 with self._lock:
                     self.write_errors += 1
+                    self.write_errors_by_table[table] = self.write_errors_by_table.get(table, 0) + 1
                     if not transient or attempt >= self.max_attempts:
                         self.write_failures += 1
                     else:
