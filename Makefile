@@ -26,16 +26,18 @@ system-deps:
 	@mvn -v 2>/dev/null | head -1
 
 # Prometheus and Alertmanager (with promtool and amtool) check the ops/ configs and run in the
-# alerting tests. Debian bookworm ships prometheus 2.42 and alertmanager 0.25.
+# alerting tests. Debian bookworm ships prometheus 2.42 and alertmanager 0.25; Debian names
+# the Alertmanager binary prometheus-alertmanager (upstream: alertmanager), either will do.
 monitoring-deps:
 	@if ! command -v prometheus >/dev/null || ! command -v promtool >/dev/null \
-	    || ! command -v alertmanager >/dev/null || ! command -v amtool >/dev/null; then \
+	    || ! command -v amtool >/dev/null \
+	    || ! { command -v alertmanager || command -v prometheus-alertmanager; } >/dev/null; then \
 	  $(MAKE) --no-print-directory $(APT_UPDATED) && \
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
 	    prometheus prometheus-alertmanager; \
 	fi
 	@prometheus --version 2>&1 | head -1
-	@alertmanager --version 2>&1 | head -1
+	@amtool --version 2>&1 | head -1
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
