@@ -37,7 +37,7 @@ TOOL_TIMEOUT = 60.0
 # A metric name of ours in a PromQL expression (not part of a longer identifier).
 METRIC_TOKEN = re.compile(r"(?<![A-Za-z0-9_:])civicpulse_[A-Za-z0-9_:]*")
 
-_RULE_POSITION = re.compile(r"^(?:(?P<file>.+?): )?(?P<line>\d+):(?P<col>\d+): (?P<reason>.+)$")
+_RULE_POSITION = re.compile(r"^(?P<line>\d+):(?P<col>\d+): (?P<reason>.+)$")
 _YAML_LINE = re.compile(r"^yaml: line (?P<line>\d+): (?P<reason>.+)$")
 _UNMARSHAL_LINE = re.compile(r"^\s*line (?P<line>\d+): (?P<reason>.+)$")
 _QUOTED = re.compile(r'"([^"]+)"|`([^`]+)`')
@@ -127,8 +127,8 @@ def _strip_file_prefix(text: str, file: Path) -> str:
 def parse_tool_output(output: str, file: Path) -> list[Problem]:
     """The problems in a promtool / amtool run over ``file`` (one file per run).
 
-    Everything after the first ``FAILED:`` is the failure. Understood in it:
-    ``[<file>: ]L:C: reason`` (rule errors), ``yaml: line L: reason``, ``yaml: unmarshal
+    Everything after the first ``FAILED:`` is the failure. Understood in it, after the
+    file's name: ``L:C: reason`` (rule errors), ``yaml: line L: reason``, ``yaml: unmarshal
     errors:`` followed by ``line L: reason`` lines; any other message gets its line from
     :func:`locate`.
     """
