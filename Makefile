@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 APT_UPDATED := /tmp/.civicpulse-apt-updated
 
-.PHONY: demo test lint unit bench install system-deps kafka-libs clean-data
+.PHONY: demo test lint unit bench install system-deps monitoring-deps kafka-libs clean-data
 
 # --- installs ---------------------------------------------------------------------------
 
@@ -25,13 +25,27 @@ system-deps:
 	@java -version 2>&1 | head -1
 	@mvn -v 2>/dev/null | head -1
 
+# Prometheus and Alertmanager (with promtool and amtool) check the ops/ configs and run in the
+# alerting tests. Debian bookworm ships prometheus 2.42 and alertmanager 0.25; Debian names
+# the Alertmanager binary prometheus-alertmanager (upstream: alertmanager), either will do.
+monitoring-deps:
+	@if ! command -v prometheus >/dev/null || ! command -v promtool >/dev/null \
+	    || ! command -v amtool >/dev/null \
+	    || ! { command -v alertmanager || command -v prometheus-alertmanager; } >/dev/null; then \
+	  $(MAKE) --no-print-directory $(APT_UPDATED) && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+	    prometheus prometheus-alertmanager; \
+	fi
+	@prometheus --version 2>&1 | head -1
+	@amtool --version 2>&1 | head -1
+
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[dev]'
 	@touch $@
 
-install: $(STAMP) system-deps kafka-libs
+install: $(STAMP) system-deps monitoring-deps kafka-libs
 
 kafka-libs: $(STAMP) system-deps
 	$(PY) -c "from streams.kafka_runtime import ensure_built; print('kafka libs:', ensure_built())"
