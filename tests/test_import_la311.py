@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import orjson
 import pytest
@@ -22,7 +23,14 @@ from streams.cli import app
 from streams.contract import decode_event
 from streams.core.case_state import CaseState
 from streams.core.ordering import order_key
-from streams.sources.importers.common import ImportedEvent, ImportFormatError, ImportReport
+from streams.sources.importers.common import (
+    DateError,
+    ImportedEvent,
+    ImportFormatError,
+    ImportReport,
+    normalise_header,
+    parse_datetime,
+)
 from streams.sources.importers.la311 import convert_la311, read_la311
 from tests.importing import read_events, shared_file
 from tests.test_contract import FULL, JSONSCHEMA
@@ -490,3 +498,52 @@ def test_real_file_to_the_raw_topic_of_a_real_broker(
     assert sorted(got, key=lambda e: e.event_id) == sorted(
         (e.event for e in expected), key=lambda e: e.event_id
     )
+
+
+# --------------------------------------------------------------------------- dates, headers
+
+LA = ZoneInfo("America/Los_Angeles")
+
+
+@pytest.mark.parametrize(
+    ("text", "utc"),
+    [
+        ("1/2/20 8:15", "2020-01-02T16:15:00+00:00"),
+        ("01/02/2020 08:15:00 AM", "2020-01-02T16:15:00+00:00"),
+        ("01/02/2020 12:05:00 AM", "2020-01-02T08:05:00+00:00"),
+        ("01/02/2020 12:05 PM", "2020-01-02T20:05:00+00:00"),
+        ("01/02/2020 20:05", "2020-01-03T04:05:00+00:00"),
+        ("2020-01-02T08:15:00.000", "2020-01-02T16:15:00+00:00"),
+        ("2020-01-02 08:15:00", "2020-01-02T16:15:00+00:00"),
+        ("2020-01-02T08:15:00.123456789", "2020-01-02T16:15:00.123456+00:00"),
+        ("2020-01-02T08:15:00Z", "2020-01-02T08:15:00+00:00"),
+        ("2020-01-02T08:15:00-05:00", "2020-01-02T13:15:00+00:00"),
+        ("1/6/20", "2020-01-06T08:00:00+00:00"),
+        ("  7/4/2020 9:00  ", "2020-07-04T16:00:00+00:00"),
+    ],
+)
+def test_explicit_date_formats(text: str, utc: str) -> None:
+    assert parse_datetime(text, LA, "created_date").isoformat() == utc
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("Jan 2 2020", "bad_created_date"),
+        ("13/02/2020 08:15", "bad_created_date"),
+        ("2020-02-30T08:15:00", "bad_created_date"),
+        ("2/1/20 8:15 tomorrow", "bad_created_date"),
+        ("3/8/20 2:00", "nonexistent_local_time"),
+    ],
+)
+def test_unreadable_dates_are_refused_not_guessed(text: str, reason: str) -> None:
+    with pytest.raises(DateError) as err:
+        parse_datetime(text, LA, "created_date")
+    assert err.value.reason == reason
+
+
+@pytest.mark.parametrize(
+    "header", ["CreatedDate", "createddate", "Created Date", "created_date", "CREATED-DATE"]
+)
+def test_headers_match_whatever_their_case_and_spacing(header: str) -> None:
+    assert normalise_header(header) == "createddate"
