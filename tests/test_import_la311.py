@@ -534,6 +534,8 @@ def test_explicit_date_formats(text: str, utc: str) -> None:
         ("2020-02-30T08:15:00", "bad_created_date"),
         ("2/1/20 8:15 tomorrow", "bad_created_date"),
         ("3/8/20 2:00", "nonexistent_local_time"),
+        ("0001-01-01T00:00:00+01:00", "bad_created_date"),
+        ("9999-12-31T23:59:59", "bad_created_date"),
     ],
 )
 def test_unreadable_dates_are_refused_not_guessed(text: str, reason: str) -> None:
@@ -547,3 +549,8 @@ def test_unreadable_dates_are_refused_not_guessed(text: str, reason: str) -> Non
 )
 def test_headers_match_whatever_their_case_and_spacing(header: str) -> None:
     assert normalise_header(header) == "createddate"
+
+
+def test_two_columns_with_one_meaning_stop_the_import() -> None:
+    with pytest.raises(ImportFormatError, match="'Lat' and 'Latitude'"):
+        import_text("SR Number,Created Date,Request Type,Status,Lat,Latitude\n")

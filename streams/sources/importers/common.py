@@ -209,6 +209,8 @@ def parse_datetime(text: str, tz: tzinfo | None, field_name: str) -> datetime:
         raise DateError(
             f"bad_{field_name}", f"{field_name} {value!r} is not a known date format"
         ) from None
+    if not 1900 <= moment.year <= 2299:
+        raise DateError(f"bad_{field_name}", f"{field_name} {value!r} is out of range")
     if moment.tzinfo is None:
         if tz is None:
             raise DateError("datetime_without_offset", f"{field_name} {value!r} has no UTC offset")
