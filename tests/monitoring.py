@@ -77,7 +77,7 @@ def require_binary(name: str) -> str:
 class WebhookReceiver:
     """Records every JSON payload POSTed to it (Alertmanager's webhook notifications)."""
 
-    def __init__(self) -> None:
+    def __init__(self, port: int = 0) -> None:
         self._payloads: list[Json] = []
         self._lock = threading.Lock()
         receiver = self
@@ -94,7 +94,7 @@ class WebhookReceiver:
             def log_message(self, format: str, *args: Any) -> None:
                 return
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self._thread.start()
 

@@ -29,6 +29,7 @@ from streams.contract.alerts import decode_alert, parse_instant
 from streams.core.sla.alerts import due_alerts
 from streams.core.sla.clock import evaluate
 from streams.core.sla.policy import load_policies
+from streams.observability import registry
 from streams.sources.producer import produce
 from streams.sources.simulator import Emitted
 from tests.workers import WorkerProcess
@@ -219,5 +220,13 @@ def test_alerts_fire_on_time_exactly_once_across_a_crash(
         assert metric_value(worker, "civicpulse_sla_breached_cases", agency="water") == 3, sla_lines
         assert metric_value(worker, "civicpulse_sla_open_cases", agency="roads") == 0
         assert metric_value(worker, "civicpulse_sla_alerts_emitted_total") > 0
+        # Every series of the one registry is exposed, and nothing outside it.
+        families = {
+            line.split()[2] for line in scrape.splitlines() if line.startswith("# HELP ")
+        }
+        ours = {f for f in families if f.startswith("civicpulse_")}
+        assert ours == {
+            spec.name + ("_total" if spec.kind == "counter" else "") for spec in registry.ALL
+        }
     finally:
         assert worker.stop() == 0, worker.log_tail()

@@ -217,3 +217,29 @@ def test_pipeline_alerts_stay_quiet_while_the_worker_is_healthy(
     time.sleep(2)
     assert [a["labels"]["alertname"] for a in stack.prometheus_alerts()] == []
     assert stack.webhook.payloads() == []
+
+
+def test_a_page_sent_while_the_webhook_is_down_arrives_once_it_is_back(
+    tmp_path: Path, exposition: Exposition
+) -> None:
+    # The receiver's address is reserved, then nothing listens there: Alertmanager's
+    # notifications fail until it comes back.
+    down = WebhookReceiver()
+    port = int(down.url.rsplit(":", 1)[1].split("/")[0])
+    down.close()
+    with monitoring_stack(tmp_path, exposition.address, down) as stack:
+        stack.wait_scraped()
+        exposition.set(WATER, at_risk=0, breached=8)
+        _wait_until(
+            lambda: (a := _am_alert(stack, BREACH, WATER)) and a["status"]["state"] == "active",
+            timeout=30,
+            what="breach active in Alertmanager",
+        )
+        time.sleep(3)  # several failed deliveries
+        assert "connection refused" in stack.alertmanager.log_tail(200).lower()
+        with WebhookReceiver(port=port) as back:
+            payload, alert = back.wait_for(
+                _is(BREACH, WATER, "firing"), timeout=60, what="page delivered after the outage"
+            )
+            assert payload["receiver"] == "agency-critical"
+            assert alert["labels"]["severity"] == "critical"

@@ -10,7 +10,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+)
 
 SLA_LABELS = ("agency", "district", "category", "urgency")
 
@@ -130,9 +136,9 @@ def exposed_names() -> frozenset[str]:
     names: set[str] = set()
     for spec in ALL:
         if spec.kind == "counter":
-            names.update({f"{spec.name}_total", f"{spec.name}_created"})
+            names.add(f"{spec.name}_total")
         elif spec.kind == "histogram":
-            names.update(f"{spec.name}_{part}" for part in ("bucket", "sum", "count", "created"))
+            names.update(f"{spec.name}_{part}" for part in ("bucket", "sum", "count"))
         else:
             names.add(spec.name)
     return frozenset(names)
@@ -159,6 +165,8 @@ class WorkerMetrics:
 
     @classmethod
     def create(cls, registry: CollectorRegistry | None = None) -> WorkerMetrics:
+        # ``*_created`` series only double the scrape: no rule or board reads them.
+        disable_created_metrics()  # type: ignore[no-untyped-call]
         reg = registry if registry is not None else CollectorRegistry()
 
         def counter(spec: MetricSpec) -> Counter:
