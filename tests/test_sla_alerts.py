@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import random
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
@@ -12,7 +12,7 @@ from streams.contract.alerts import InvalidAlert, decode_alert, encode_alert
 from streams.core.sla.alerts import BREACHED, WARNING, due_alerts, pending_instants
 from streams.core.sla.calendar import to_us
 from streams.store.rows import SlaAlertRow
-from tests.test_sla_clock import Case, T, h
+from tests.test_sla_clock import CN, Case, T, cn, h
 
 FAR = T + timedelta(days=400)
 
@@ -131,3 +131,15 @@ def test_alert_messages_follow_the_schema_both_ways() -> None:
         decode_alert(b"{nope")
     with pytest.raises(InvalidAlert, match="not a v1 alert"):
         decode_alert(b'{"schema_version": 1, "alert_id": "x"}')
+
+
+def test_business_time_alerts_wait_for_the_working_days_after_a_holiday() -> None:
+    # Opened on the evening of 30 September 2024 in Beijing: National Day week follows,
+    # and the first working day after it is Tuesday 8 October.
+    case = Case(category="days").opened(cn(2024, 9, 30, 19))
+    alerts = due_alerts(case.sla(), cn(2024, 12, 31))
+    fired = {a.alert_id: a.fired_at.astimezone(CN) for a in alerts}
+    assert all(at.date() >= date(2024, 10, 8) for at in fired.values()), fired
+    breach = fired["C-1/first_response/0/breach"]
+    assert breach == cn(2024, 10, 8, 18)  # one working day: all of 8 October
+    assert due_alerts(case.sla(), cn(2024, 10, 7, 23)) == []  # nothing during the holiday
