@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 APT_UPDATED := /tmp/.civicpulse-apt-updated
 
-.PHONY: demo test lint unit bench install system-deps monitoring-deps kafka-libs clean-data
+.PHONY: demo test lint unit bench install system-deps monitoring-deps browser-deps kafka-libs clean-data
 
 # --- installs ---------------------------------------------------------------------------
 
@@ -39,13 +39,21 @@ monitoring-deps:
 	@prometheus --version 2>&1 | head -1
 	@amtool --version 2>&1 | head -1
 
+# Headless Chromium opens the public report in the tests (charts rendered, screenshot).
+browser-deps:
+	@if ! command -v chromium >/dev/null; then \
+	  $(MAKE) --no-print-directory $(APT_UPDATED) && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium; \
+	fi
+	@chromium --version 2>/dev/null | head -1
+
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[dev]'
 	@touch $@
 
-install: $(STAMP) system-deps monitoring-deps kafka-libs
+install: $(STAMP) system-deps monitoring-deps browser-deps kafka-libs
 
 kafka-libs: $(STAMP) system-deps
 	$(PY) -c "from streams.kafka_runtime import ensure_built; print('kafka libs:', ensure_built())"

@@ -17,6 +17,8 @@ WORKER_TIMEOUT = 30.0
 QUERY_PATH = "/civicpulse/query"
 SUMMARY_PATH = "/civicpulse/summary"
 HEALTH_PATH = "/civicpulse/health"
+#: the monthly report's data (``?month=YYYY-MM``)
+REPORT_PATH = "/civicpulse/report"
 #: Prometheus exposition, at the conventional path
 METRICS_PATH = "/metrics"
 
@@ -90,5 +92,25 @@ def fetch_summary(settings: Settings) -> dict[str, Any]:
     store = _open_directly(settings)
     try:
         return {"pipeline": None, "store": summary(store.client)}
+    finally:
+        store.close()
+
+
+def report_data(settings: Settings, month: str) -> dict[str, Any]:
+    """The monthly report's data (``streams.reporting.monthly``), from the worker that
+    owns an embedded store, or from the store itself."""
+    from streams.reporting.monthly import monthly_report_data
+    from streams.store.metrics import MetricsError
+
+    if settings.embedded_clickhouse:
+        answer = _ask_worker(settings, "GET", f"{REPORT_PATH}?month={month}")
+        if answer is not None:
+            data: dict[str, Any] = answer
+            return data
+    store = _open_directly(settings)
+    try:
+        return monthly_report_data(store.client, month)
+    except MetricsError as err:
+        raise StoreAccessError(str(err)) from err
     finally:
         store.close()

@@ -247,6 +247,31 @@ def summary(
 
 
 @app.command()
+def report(
+    month: Annotated[str, typer.Option(help="the month of intake, YYYY-MM")],
+    out: Annotated[
+        str | None, typer.Option(help="the HTML file to write (default report-YYYY-MM.html)")
+    ] = None,
+) -> None:
+    """Write the public monthly report: the three rates with their denominators and both
+    rankings with their inputs, as one self-contained HTML file."""
+    from pathlib import Path
+
+    from streams.access import StoreAccessError, report_data
+    from streams.reporting.html import render_report
+
+    settings = _settings()
+    try:
+        data = report_data(settings, month)
+    except StoreAccessError as err:
+        raise _fail(str(err)) from err
+    target = Path(out or f"report-{data['month']}.html")
+    target.write_text(render_report(data), encoding="utf-8")
+    city = data.get("city") or {}
+    console.print(f"wrote {target} ({city.get('cases', 0)} cases opened in {data['month']})")
+
+
+@app.command()
 def demo(
     rate: Annotated[float, typer.Option(help="simulated messages per second")] = 2000,
     backfill: Annotated[int, typer.Option(help="cases of history produced first")] = 5000,

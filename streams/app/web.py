@@ -10,14 +10,17 @@ import asyncio
 from typing import Any
 
 import faust
+import orjson
 from faust.web import Request, Response, View
 from prometheus_client import CollectorRegistry
 
-from streams.access import HEALTH_PATH, METRICS_PATH, QUERY_PATH, SUMMARY_PATH
+from streams.access import HEALTH_PATH, METRICS_PATH, QUERY_PATH, REPORT_PATH, SUMMARY_PATH
 from streams.app.stats import PipelineStats
 from streams.observability.exposition import CONTENT_TYPE, render
+from streams.reporting.monthly import monthly_report_data
 from streams.settings import Settings
 from streams.store import Store
+from streams.store.metrics import MetricsError
 from streams.store.queries import ReadOnlyViolation, query_rows, summary
 
 
@@ -44,6 +47,19 @@ def register_views(
             # On the loop, not a thread: the collectors read the watch list the agents change.
             body = render(registry)
             return self.bytes(body, content_type=CONTENT_TYPE)
+
+    @app.page(REPORT_PATH)
+    class Report(View):
+        """The monthly report's data, for ``civicpulse report`` while the worker owns the
+        embedded store."""
+
+        async def get(self, request: Request) -> Response:
+            month = request.query.get("month", "")
+            try:
+                data = await in_thread(monthly_report_data, store.client, month)
+            except MetricsError as err:
+                return self.json({"error": str(err)}, status=400)
+            return self.bytes(orjson.dumps(data, default=str), content_type="application/json")
 
     @app.page(SUMMARY_PATH)
     class Summary(View):

@@ -1,0 +1,1 @@
+"""The public monthly report: data from the metric queries, rendered as one HTML file."""
