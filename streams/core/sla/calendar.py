@@ -81,17 +81,20 @@ class CalendarError(ValueError):
 # --------------------------------------------------------------------------- instants
 
 
+_ONE_US: Final = timedelta(microseconds=1)
+
+
 def to_us(moment: datetime) -> int:
     """Microseconds since the Unix epoch of an aware datetime (exact). Naive -> ValueError."""
-    if moment.tzinfo is None or moment.utcoffset() is None:
+    zone = moment.tzinfo
+    if zone is not UTC and (zone is None or moment.utcoffset() is None):
         raise ValueError("naive datetime: SLA computations need aware datetimes")
-    delta = moment - EPOCH
-    return (delta.days * SECONDS_PER_DAY + delta.seconds) * US_PER_SECOND + delta.microseconds
+    return (moment - EPOCH) // _ONE_US
 
 
 def from_us(us: int) -> datetime:
     """The aware UTC datetime of ``us`` microseconds since the Unix epoch."""
-    return EPOCH + timedelta(microseconds=us)
+    return EPOCH + _ONE_US * us
 
 
 def seconds_to_us(seconds: float | timedelta) -> int:
