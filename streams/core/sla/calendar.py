@@ -29,8 +29,14 @@ How it stays exact and fast:
   maps to the instant the clocks jump; an ambiguous one (the repeated hour in autumn) maps
   to its first occurrence. ``24:00`` of a day is ``00:00`` of the next one, converted by
   the same rule, so consecutive days never overlap nor leave a hole.
-* Operations walk day by day over the cached plans (a whole day is one addition), never
-  minute by minute.
+* The plans of consecutive days are flattened into a *timeline*: sorted arrays of interval
+  starts and ends with prefix sums of working time, grown on demand (and started afresh
+  far away). Working time between two instants is a difference of two prefix sums found by
+  bisection; adding business time bisects the prefix sums for the target; the n-th working
+  day is an index into the list of working days. A wall-clock calendar is plain
+  arithmetic. Each operation reads the same days a day-by-day walk would read, so a day
+  it cannot plan (beyond the holiday source's years, ``beyond_coverage: error``) raises in
+  the same cases (tests/test_sla_calendar_fast.py compares both).
 """
 
 from __future__ import annotations
@@ -39,7 +45,8 @@ import importlib
 import itertools
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Mapping, Sequence
+from bisect import bisect_left, bisect_right
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Final, Literal
@@ -74,17 +81,20 @@ class CalendarError(ValueError):
 # --------------------------------------------------------------------------- instants
 
 
+_ONE_US: Final = timedelta(microseconds=1)
+
+
 def to_us(moment: datetime) -> int:
     """Microseconds since the Unix epoch of an aware datetime (exact). Naive -> ValueError."""
-    if moment.tzinfo is None or moment.utcoffset() is None:
+    zone = moment.tzinfo
+    if zone is not UTC and (zone is None or moment.utcoffset() is None):
         raise ValueError("naive datetime: SLA computations need aware datetimes")
-    delta = moment - EPOCH
-    return (delta.days * SECONDS_PER_DAY + delta.seconds) * US_PER_SECOND + delta.microseconds
+    return (moment - EPOCH) // _ONE_US
 
 
 def from_us(us: int) -> datetime:
     """The aware UTC datetime of ``us`` microseconds since the Unix epoch."""
-    return EPOCH + timedelta(microseconds=us)
+    return EPOCH + _ONE_US * us
 
 
 def seconds_to_us(seconds: float | timedelta) -> int:
@@ -493,6 +503,7 @@ class WallClockCalendar(Calendar):
         self.name = name
         self.tz = zone(timezone)
         self.description = description or f"24x7 wall clock ({timezone})"
+        self._closes: dict[int, int] = {}  # local ordinal -> its 24:00 in µs
 
     def between_us(self, start: int, end: int) -> int:
         return end - start
@@ -505,8 +516,14 @@ class WallClockCalendar(Calendar):
     def add_working_days_us(self, start: int, days: int) -> int:
         if days < 1:
             raise ValueError("working days to add must be >= 1")
-        last = date.fromordinal(self._ordinal(start) + days)
-        return local_to_us(self.tz, last, SECONDS_PER_DAY)
+        ordinal = self._ordinal(start) + days
+        close = self._closes.get(ordinal)
+        if close is None:
+            close = local_to_us(self.tz, date.fromordinal(ordinal), SECONDS_PER_DAY)
+            if len(self._closes) > 100_000:  # bounded memory for pathological inputs
+                self._closes.clear()
+            self._closes[ordinal] = close
+        return close
 
     def next_working_us(self, moment: int) -> int:
         return moment
@@ -521,6 +538,158 @@ class WallClockCalendar(Calendar):
 
 
 _Day = tuple[tuple[tuple[int, int], ...], int]  # (intervals in UTC µs, total µs)
+
+_PAD_DAYS: Final = 64
+"""Days planned beyond those an operation needs, so that the timeline grows rarely."""
+_FAR_DAYS: Final = 1500
+"""A request further than this from the timeline starts a new one instead of growing it."""
+_FIRST_ORDINAL: Final = 1
+_LAST_ORDINAL: Final = date.max.toordinal()
+
+
+class _Timeline:
+    """The working intervals of the consecutive local days ``lo`` .. ``hi - 1``, flattened
+    into sorted UTC µs arrays with prefix sums, so that questions about instants are
+    bisections instead of walks over days.
+
+    ``starts[i]``, ``ends[i]``: the i-th interval; ``cum[i]``: the working µs of the
+    intervals before it (``cum[-1]``: all of them); ``first_interval[d - lo]``: the index of
+    the first interval of day ``d``; ``working_days`` / ``closes``: the days that have
+    working time and the end of their last interval. Consecutive days never overlap, so the
+    arrays are sorted across days too.
+
+    Days come from ``plan`` (the calendar's cached day plans). A day that cannot be planned
+    (CalendarError) is raised only when an operation needs it; when it is only padding, the
+    timeline stops short of it.
+    """
+
+    __slots__ = (
+        "bad",
+        "closes",
+        "cum",
+        "ends",
+        "first_interval",
+        "hi",
+        "lo",
+        "long_idle",
+        "plan",
+        "starts",
+        "trailing_idle",
+        "working_days",
+    )
+
+    def __init__(self, plan: Callable[[int], _Day]) -> None:
+        self.plan = plan
+        self.bad: set[int] = set()
+        self.lo = self.hi = 0
+        self.starts: list[int] = []
+        self.ends: list[int] = []
+        self.cum: list[int] = [0]
+        self.first_interval: list[int] = [0]
+        self.working_days: list[int] = []
+        self.closes: list[int] = []
+        self.trailing_idle = 0
+        self.long_idle = False
+
+    def worked_before(self, moment: int) -> int:
+        """Working µs of the timeline before ``moment``."""
+        index = bisect_right(self.starts, moment) - 1
+        if index < 0:
+            return 0
+        end = self.ends[index]
+        return self.cum[index] + (moment if moment < end else end) - self.starts[index]
+
+    def day_of(self, index: int) -> int:
+        """The local day (ordinal) of interval ``index``."""
+        return self.lo + bisect_right(self.first_interval, index) - 1
+
+    def cover(self, first: int, last: int) -> None:
+        """Make the timeline hold the days ``first`` .. ``last`` (a day among them that
+        cannot be planned raises)."""
+        lo, hi = self.lo, self.hi
+        if lo <= first and last < hi:
+            return
+        if hi <= lo or first < lo - _FAR_DAYS or last >= hi + _FAR_DAYS:
+            self.build(first - _PAD_DAYS, last + 1 + _PAD_DAYS, first, last)
+        else:
+            grow = max(_PAD_DAYS, (hi - lo) // 2)
+            new_lo = min(lo, first - grow) if first < lo else lo
+            new_hi = max(hi, last + 1 + grow) if last >= hi else hi
+            self.build(new_lo, new_hi, first, last)
+
+    def extend(self, window: int, message: str) -> None:
+        """Add days after the last one (the first of them is needed) for an operation
+        that reads the days from ``window`` on; CalendarError(message) when those already
+        end with more than MAX_IDLE_DAYS days without working time."""
+        if min(self.trailing_idle, self.hi - window) > MAX_IDLE_DAYS:
+            raise CalendarError(message)
+        hi = self.hi
+        self.build(self.lo, hi + max(_PAD_DAYS, (hi - self.lo) // 2), hi, hi)
+
+    def check_idle(self, first: int, last: int, message: str) -> None:
+        """CalendarError(message) when the days ``first`` .. ``last - 1`` hold more than
+        MAX_IDLE_DAYS consecutive days without working time."""
+        marks = self.first_interval
+        idle = 0
+        for offset in range(first - self.lo, last - self.lo):
+            if marks[offset + 1] == marks[offset]:
+                idle += 1
+                if idle > MAX_IDLE_DAYS:
+                    raise CalendarError(message)
+            else:
+                idle = 0
+
+    def build(self, lo: int, hi: int, first: int, last: int) -> None:
+        """Rebuild the timeline over the days ``lo`` .. ``hi - 1``, which must include the
+        needed days ``first`` .. ``last``; padding days that cannot be planned shorten it."""
+        lo, hi = max(lo, _FIRST_ORDINAL), min(hi, _LAST_ORDINAL + 1)
+        plan, bad = self.plan, self.bad
+        plans: list[_Day] = []
+        begin = lo
+        for ordinal in range(lo, hi):
+            needed = first <= ordinal <= last
+            if needed or ordinal not in bad:
+                try:
+                    plans.append(plan(ordinal))
+                    continue
+                except CalendarError:
+                    if needed:
+                        raise
+                    if len(bad) > 10_000:
+                        bad.clear()
+                    bad.add(ordinal)
+            if ordinal > last:
+                break
+            plans.clear()  # a day before the needed ones: start after it
+            begin = ordinal + 1
+
+        starts: list[int] = []
+        ends: list[int] = []
+        cum = [0]
+        marks: list[int] = []
+        working: list[int] = []
+        closes: list[int] = []
+        total = idle = 0
+        long_idle = False
+        for ordinal, (intervals, _) in enumerate(plans, begin):
+            marks.append(len(starts))
+            if intervals:
+                for s, e in intervals:
+                    starts.append(s)
+                    ends.append(e)
+                    total += e - s
+                    cum.append(total)
+                working.append(ordinal)
+                closes.append(intervals[-1][1])
+                idle = 0
+            else:
+                idle += 1
+                long_idle = long_idle or idle > MAX_IDLE_DAYS
+        marks.append(len(starts))
+        self.lo, self.hi = begin, begin + len(plans)
+        self.starts, self.ends, self.cum = starts, ends, cum
+        self.first_interval, self.working_days, self.closes = marks, working, closes
+        self.trailing_idle, self.long_idle = idle, long_idle
 
 
 class BusinessCalendar(Calendar):
@@ -589,8 +758,7 @@ class BusinessCalendar(Calendar):
                 check_spans(extra.hours)
             self._extra_by_day[extra.day] = extra
         self._days: dict[int, _Day] = {}
-        self._cum_base: int | None = None
-        self._cum: list[int] = [0]
+        self._line = _Timeline(self._day)
         # A fixed guess of the zone's offset: local dates computed with it are within a
         # day of the true ones (offsets vary by far less than a day, except for a zone
         # jumping across the date line, which a margin of two days still covers).
@@ -654,126 +822,84 @@ class BusinessCalendar(Calendar):
         return self._day(day.toordinal())[0]
 
     # -- operations ----------------------------------------------------------------------
+    #
+    # Each operation first names the local days the day-by-day definition reads (the
+    # same days as a walk over the day plans: a day that cannot be planned, outside the
+    # holiday source's years with ``beyond_coverage: error``, raises exactly when such a
+    # walk would reach it), makes the timeline cover them, then answers by bisection.
 
-    def _days_total(self, first: int, last: int) -> int:
-        """Working µs of the local days ``first`` .. ``last`` (ordinals, inclusive), from
-        prefix sums extended on demand."""
-        base = self._cum_base
-        if base is None or first < base:
-            keep = base + len(self._cum) - 1 if base is not None else first
-            base = self._cum_base = first - 366
-            self._cum = [0]
-            self._extend_cum(max(keep, last + 1))
-        self._extend_cum(last + 1)
-        return self._cum[last + 1 - base] - self._cum[first - base]
-
-    def _extend_cum(self, upto: int) -> None:
-        base = self._cum_base
-        assert base is not None
-        cum = self._cum
-        while base + len(cum) - 1 < upto:
-            cum.append(cum[-1] + self._day(base + len(cum) - 1)[1])
-
-    def _clipped(self, ordinal: int, start: int, end: int) -> int:
-        total = 0
-        for s, e in self._day(ordinal)[0]:
-            if e <= start:
-                continue
-            if s >= end:
-                break
-            total += (e if e < end else end) - (s if s > start else start)
-        return total
+    def _idle_message(self, what: str) -> str:
+        return f"calendar {self.name!r} has no working {what} for {MAX_IDLE_DAYS} days"
 
     def between_us(self, start: int, end: int) -> int:
         if end <= start:
             return 0 if end == start else -self.between_us(end, start)
+        line = self._line
+        guess = self._offset_guess
         # A day's intervals lie within that local day: days before the local date of
         # ``start`` end before it, days after that of ``end`` begin after it.
-        first, last = self._near(start) - _MARGIN, self._near(end) + _MARGIN
-        if last - first > 12:
-            # Long span: exact local dates, the days next to either end clipped one by one
-            # (a margin of one day covers a repeated hour across midnight), the days in
-            # between from prefix sums.
-            first, last = self._ordinal(start), self._ordinal(end)
-            total = self._days_total(first + 2, last - 2)
-            for ordinal in (first - 1, first, first + 1, last - 1, last, last + 1):
-                total += self._clipped(ordinal, start, end)
-            return total
-        total = 0
-        for ordinal in range(first, last + 1):
-            intervals, day_total = self._day(ordinal)
-            if not intervals:
-                continue
-            if start <= intervals[0][0] and intervals[-1][1] <= end:
-                total += day_total
-            else:
-                total += self._clipped(ordinal, start, end)
-        return total
+        first = (start + guess) // _US_PER_DAY + _EPOCH_ORDINAL - _MARGIN
+        last = (end + guess) // _US_PER_DAY + _EPOCH_ORDINAL + _MARGIN
+        if first < line.lo or last >= line.hi:
+            if last - first > 12:
+                # Long span: exact local dates, and a margin of one day (which covers a
+                # repeated hour across midnight).
+                first, last = self._ordinal(start) - 1, self._ordinal(end) + 1
+            line.cover(first, last)
+        return line.worked_before(end) - line.worked_before(start)
 
     def add_us(self, start: int, amount: int) -> int:
         if amount < 0:
             raise ValueError("business time to add must be >= 0")
         if amount == 0:
             return start
-        ordinal = self._near(start) - _MARGIN
-        idle = 0
+        line = self._line
+        first = self._near(start) - _MARGIN
+        if first < line.lo or first >= line.hi:
+            line.cover(first, first)
         while True:
-            intervals, day_total = self._day(ordinal)
-            if not intervals:
-                idle += 1
-                if idle > MAX_IDLE_DAYS:
-                    raise CalendarError(
-                        f"calendar {self.name!r} has no working time for {MAX_IDLE_DAYS} days"
-                    )
-            else:
-                idle = 0
-                if start <= intervals[0][0] and day_total < amount:
-                    amount -= day_total
-                else:
-                    for s, e in intervals:
-                        if e <= start:
-                            continue
-                        begin = s if s > start else start
-                        available = e - begin
-                        if amount <= available:
-                            return begin + amount
-                        amount -= available
-            ordinal += 1
+            target = line.worked_before(start) + amount
+            cum = line.cum
+            if cum[-1] >= target:
+                break
+            line.extend(first, self._idle_message("time"))
+        # The first interval whose end reaches the target: the answer lies inside it (at
+        # its end when the target is reached exactly there).
+        index = bisect_left(cum, target) - 1
+        if line.long_idle:
+            line.check_idle(first, line.day_of(index), self._idle_message("time"))
+        return line.starts[index] + (target - cum[index])
 
     def add_working_days_us(self, start: int, days: int) -> int:
         if days < 1:
             raise ValueError("working days to add must be >= 1")
-        ordinal = self._ordinal(start)
-        counted = idle = 0
+        line = self._line
+        after = self._ordinal(start) + 1
+        if after < line.lo or after >= line.hi:
+            line.cover(after, after)
         while True:
-            ordinal += 1
-            intervals = self._day(ordinal)[0]
-            if intervals:
-                counted += 1
-                idle = 0
-                if counted == days:
-                    return intervals[-1][1]
-            else:
-                idle += 1
-                if idle > MAX_IDLE_DAYS:
-                    raise CalendarError(
-                        f"calendar {self.name!r} has no working day for {MAX_IDLE_DAYS} days"
-                    )
+            index = bisect_left(line.working_days, after) + days - 1
+            if index < len(line.working_days):
+                break
+            line.extend(after, self._idle_message("day"))
+        if line.long_idle:
+            line.check_idle(after, line.working_days[index], self._idle_message("day"))
+        return line.closes[index]
 
     def next_working_us(self, moment: int) -> int:
-        ordinal = self._near(moment) - _MARGIN
-        idle = 0
+        line = self._line
+        first = self._near(moment) - _MARGIN
+        if first < line.lo or first >= line.hi:
+            line.cover(first, first)
         while True:
-            intervals = self._day(ordinal)[0]
-            for s, e in intervals:
-                if e > moment:
-                    return s if s > moment else moment
-            idle = idle + 1 if not intervals else 0
-            if idle > MAX_IDLE_DAYS:
-                raise CalendarError(
-                    f"calendar {self.name!r} has no working time for {MAX_IDLE_DAYS} days"
-                )
-            ordinal += 1
+            index = bisect_right(line.ends, moment)
+            if index < len(line.ends):
+                break
+            line.extend(first, self._idle_message("time"))
+        if line.long_idle:
+            line.check_idle(first, line.day_of(index), self._idle_message("time"))
+        begin = line.starts[index]
+        return begin if begin > moment else moment
 
     def is_provisional_us(self, start: int, end: int) -> bool:
         bounds = self._coverage_us

@@ -33,7 +33,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import datetime
-from typing import Any, Literal, NamedTuple
+from typing import Any, Final, Literal, NamedTuple
 
 from streams.contract import (
     DeadlineExtendedPayload,
@@ -318,10 +318,10 @@ def _run_clock(
             stop = reference if b is None or b > reference else b
             elapsed_wall += stop - a
             elapsed_business += calendar.between_us(a, stop)
-        if reference > start:
+        if reference > start and count_stops:
             paused_wall = (reference - start) - elapsed_wall
             paused_business = calendar.between_us(start, reference) - elapsed_business
-        else:
+        else:  # nothing stopped the clock before the reference: nothing was paused
             paused_wall = paused_business = 0
 
     return _Run(
@@ -371,6 +371,22 @@ def _provisional(target: Target, start: int, *instants: int | None) -> bool:
     return target.calendar.is_provisional_us(start, max(start, last))
 
 
+#: the event types (and payload classes) the fold reads; other events are skipped.
+_CLOCK_TYPES: Final = frozenset(
+    {
+        "opened",
+        "first_contact",
+        "paused",
+        "resumed",
+        "deadline_extended",
+        "resolved",
+        "closed",
+        "reopened",
+    }
+)
+_CLOCK_PAYLOADS: Final = (PausedPayload, DeadlineExtendedPayload, ResolvedPayload)
+
+
 def _ordered(events: Iterable[Event]) -> list[Event]:
     seen: set[str] = set()
     distinct: list[Event] = []
@@ -418,9 +434,11 @@ def evaluate(events: Iterable[Event], policies: PolicySet, now: datetime | None 
     first_contact: int | None = None
     response_extensions: list[tuple[int, int]] = []
     for index, event in enumerate(ordered):
-        moment = to_us(event.occurred_at)
         payload = event.payload
         kind = event.type
+        if kind not in _CLOCK_TYPES and not isinstance(payload, _CLOCK_PAYLOADS):
+            continue  # dispatch, transfers, callbacks, ratings: no effect on the clocks
+        moment = to_us(event.occurred_at)
         current = cycles[-1]
         if kind == "opened":
             if index != intake_index:
