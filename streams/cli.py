@@ -13,6 +13,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from streams import kafka_runtime
+from streams.cli_dashboards import dashboards_app
 from streams.logs import configure
 from streams.settings import Settings
 
@@ -21,6 +22,7 @@ kafka_app = typer.Typer(no_args_is_help=True, help="The project's local Apache K
 app.add_typer(kafka_app, name="kafka")
 sla_app = typer.Typer(no_args_is_help=True, help="SLA policies and their published catalogue.")
 app.add_typer(sla_app, name="sla")
+app.add_typer(dashboards_app, name="dashboards")
 console = Console()
 err_console = Console(stderr=True)
 

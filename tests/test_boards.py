@@ -10,17 +10,24 @@ Prometheus panels are checked against the worker's metric registry.
 
 from __future__ import annotations
 
+import http.server
+import json
 import math
 import re
+import socket
+import threading
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
+from typer.testing import CliRunner
 
 from dashboards import build, expand
 from dashboards.grafana import CLICKHOUSE_TYPE, CLICKHOUSE_UID, PROMETHEUS_TYPE, PROMETHEUS_UID
+from streams import cli_dashboards
+from streams.cli import app
 from streams.observability.registry import exposed_names
 from streams.store import metrics
 from streams.store.client import Client, close_client, close_clients, open_client
@@ -471,3 +478,128 @@ def test_equity_and_map(city_client: tuple[Client, City]) -> None:
         w = by_district[r["district"]]
         assert r["cases"] == w["cases"] and same(r["response_rate"], w["response_rate"]["rate"])
         assert 30 < r["lat"] < 32 and 121 < r["lon"] < 122  # the simulated city
+
+
+# --- publishing ----------------------------------------------------------------------------------
+# No Grafana binary here: the happy path runs against a loopback *recorder* that answers the
+# few API calls the way Grafana documents them and records what grafana-client sent. It
+# proves the requests, not that a real Grafana accepts the boards.
+
+
+class Recorder(http.server.BaseHTTPRequestHandler):
+    requests: ClassVar[list[tuple[str, str, str, Any]]] = []
+    folders: ClassVar[set[str]] = set()
+    status: ClassVar[int | None] = None  # answer every request with this status
+
+    def _answer(self, status: int, body: Any) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _record(self) -> Any:
+        length = int(self.headers.get("Content-Length") or 0)
+        body = json.loads(self.rfile.read(length)) if length else None
+        auth = self.headers.get("Authorization", "")
+        type(self).requests.append((self.command, self.path, auth, body))
+        return body
+
+    def do_GET(self) -> None:
+        self._record()
+        if self.status is not None:
+            self._answer(self.status, {"message": "invalid API key"})
+        elif self.path.startswith("/api/folders/"):
+            uid = self.path.rsplit("/", 1)[1]
+            if uid in self.folders:
+                self._answer(200, {"uid": uid, "title": "civicpulse"})
+            else:
+                self._answer(404, {"message": "folder not found", "status": "not-found"})
+        else:
+            self._answer(404, {"message": "not found"})
+
+    def do_POST(self) -> None:
+        body = self._record()
+        if self.status is not None:
+            self._answer(self.status, {"message": "invalid API key"})
+        elif self.path == "/api/folders":
+            type(self).folders.add(body["uid"])
+            self._answer(200, {"uid": body["uid"], "title": body["title"]})
+        elif self.path == "/api/dashboards/db":
+            board = body["dashboard"]
+            self._answer(200, {"status": "success", "uid": board["uid"], "version": 1})
+        else:
+            self._answer(404, {"message": "not found"})
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def recorder() -> Iterator[tuple[str, type[Recorder]]]:
+    handler = type("Handler", (Recorder,), {"requests": [], "folders": set(), "status": None})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", handler
+    server.shutdown()
+    server.server_close()
+
+
+def test_publish_creates_the_folder_once_and_overwrites_boards_by_uid(
+    recorder: tuple[str, type[Recorder]],
+) -> None:
+    url, handler = recorder
+    boards = cli_dashboards.load_boards(build.JSON_DIR)
+    uids = cli_dashboards.publish(url, "tok3n", boards)
+    assert sorted(uids) == sorted(b["uid"] for b in BOARDS.values())
+    first = list(handler.requests)
+    assert [(m, p) for m, p, _, _ in first[:2]] == [
+        ("GET", "/api/folders/civicpulse"),
+        ("POST", "/api/folders"),
+    ]
+    posted = [body for m, p, _, body in first if p == "/api/dashboards/db"]
+    assert len(posted) == len(BOARDS)
+    for body in posted:
+        assert body["overwrite"] is True and body["folderUid"] == "civicpulse"
+        assert body["dashboard"]["id"] is None and body["dashboard"]["uid"] in uids
+    assert all(auth == "Bearer tok3n" for _, _, auth, _ in first)
+    # again: the folder exists now, the boards are overwritten, nothing else is created
+    handler.requests.clear()
+    cli_dashboards.publish(url, "tok3n", boards)
+    paths = [(m, p) for m, p, _, _ in handler.requests]
+    assert ("POST", "/api/folders") not in paths
+    assert paths.count(("POST", "/api/dashboards/db")) == len(BOARDS)
+
+
+def test_publish_command_reports_a_refused_token(recorder: tuple[str, type[Recorder]]) -> None:
+    url, handler = recorder
+    handler.status = 401
+    result = CliRunner().invoke(app, ["dashboards", "publish", "--url", url, "--token", "bad"])
+    assert result.exit_code == 1
+    assert "refused the token (401" in result.output
+    assert len(handler.requests) == 1  # stopped at the first answer
+
+
+def test_publish_command_reports_an_unreachable_url() -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    url = f"http://127.0.0.1:{port}"
+    result = CliRunner().invoke(
+        app, ["dashboards", "publish", "--url", url, "--token", "t", "--timeout", "3"]
+    )
+    assert result.exit_code == 1
+    assert f"cannot reach Grafana at {url}" in result.output
+
+
+def test_publish_command_succeeds_against_the_recorder(
+    recorder: tuple[str, type[Recorder]],
+) -> None:
+    url, _ = recorder
+    result = CliRunner().invoke(
+        app, ["dashboards", "publish", "--url", url], env={"GRAFANA_TOKEN": "t"}
+    )
+    assert result.exit_code == 0, result.output
+    assert f"published {len(BOARDS)} boards" in result.output
