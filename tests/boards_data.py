@@ -64,12 +64,13 @@ def create_sla_alerts_until_0007(client: Client) -> None:
             channel      LowCardinality(String)
         )
         ENGINE = ReplacingMergeTree
-        ORDER BY alert_id
+        PARTITION BY toYYYYMM(fired_at)
+        ORDER BY (fired_at, alert_id)
         """
     )
 
 
-def fill_alerts(client: Client, now: datetime) -> None:
+def fill_alerts(client: Client, now: datetime, copies: int = 2) -> None:
     insert = """
         INSERT INTO sla_alerts
         SELECT
@@ -92,7 +93,7 @@ def fill_alerts(client: Client, now: datetime) -> None:
         ] AS a
         WHERE a.3 IS NOT NULL AND a.3 <= {now:DateTime64(6, 'UTC')}
     """
-    for _ in range(2):  # redelivered: the feed shows each alert once
+    for _ in range(copies):  # redelivered: the feed shows each alert once
         client.command(insert, parameters={"now": now})
 
 
