@@ -14,6 +14,7 @@ from rich.table import Table
 
 from streams import kafka_runtime
 from streams.cli_alerts import alerts_app
+from streams.cli_dashboards import dashboards_app
 from streams.cli_import import import_app
 from streams.cli_ops import ops_app
 from streams.logs import configure
@@ -27,6 +28,7 @@ app.add_typer(sla_app, name="sla")
 app.add_typer(alerts_app, name="alerts")
 app.add_typer(ops_app, name="ops")
 app.add_typer(import_app, name="import")
+app.add_typer(dashboards_app, name="dashboards")
 console = Console()
 err_console = Console(stderr=True)
 

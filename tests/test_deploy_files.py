@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from xml.etree import ElementTree
 
 import yaml
 
@@ -69,3 +70,47 @@ def test_compose_mounts_exist() -> None:
 def test_the_image_carries_every_directory_the_code_reads_at_run_time() -> None:
     copied = set(re.findall(r"^COPY (\S+) ", (ROOT / "Dockerfile").read_text(), re.MULTILINE))
     assert {"streams", "schemas", "config"} <= copied
+
+
+# --- Grafana and its data sources ---------------------------------------------------------------
+
+
+def provisioning(name: str) -> dict:  # type: ignore[type-arg]
+    data: dict = yaml.safe_load((ROOT / "dashboards" / "provisioning" / name).read_text())  # type: ignore[type-arg]
+    return data
+
+
+def test_grafana_mounts_provisioning_and_the_generated_boards() -> None:
+    grafana = compose()["services"]["grafana"]
+    mounts = {v.split(":")[1]: v.split(":")[0] for v in grafana["volumes"]}
+    assert mounts["/etc/grafana/provisioning"] == "./dashboards/provisioning"
+    assert mounts["/var/lib/grafana/dashboards"] == "./dashboards/json"
+    [provider] = provisioning("dashboards/civicpulse.yaml")["providers"]
+    assert provider["type"] == "file"
+    assert provider["options"]["path"] == "/var/lib/grafana/dashboards"
+    assert list((ROOT / "dashboards" / "json").glob("*.json"))
+
+
+def test_datasources_match_the_boards_and_read_only_user() -> None:
+    from dashboards.grafana import CLICKHOUSE_TYPE, CLICKHOUSE_UID, PROMETHEUS_TYPE, PROMETHEUS_UID
+
+    sources = {d["uid"]: d for d in provisioning("datasources/clickhouse.yaml")["datasources"]}
+    assert sources[CLICKHOUSE_UID]["type"] == CLICKHOUSE_TYPE
+    assert sources[PROMETHEUS_UID]["type"] == PROMETHEUS_TYPE
+    clickhouse = sources[CLICKHOUSE_UID]
+    assert clickhouse["jsonData"]["host"] in compose()["services"]
+    user = clickhouse["jsonData"]["username"]
+    # the user Grafana logs in as is a read-only one, defined in the mounted users.d file
+    mounts = compose()["services"]["clickhouse"]["volumes"]
+    [users_file] = [v.split(":")[0] for v in mounts if "users.d" in v]
+    root = ElementTree.parse(ROOT / users_file).getroot()
+    node = root.find(f"users/{user}")
+    assert node is not None, user
+    profile = root.find(f"profiles/{node.findtext('profile')}")
+    assert profile is not None and profile.findtext("readonly") == "1"
+    assert node.findtext("password") == clickhouse["secureJsonData"]["password"]
+    assert [d.text for d in node.iterfind("allow_databases/database")] == [
+        clickhouse["jsonData"]["defaultDatabase"]
+    ]
+    # the worker writes as another user
+    assert f"//{user}:" not in compose()["services"]["worker"]["environment"]["CLICKHOUSE_URL"]
