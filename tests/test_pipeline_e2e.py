@@ -185,6 +185,10 @@ def assert_sla_rows_match_one_batch_evaluation(
 ) -> None:
     """What the worker stored chunk by chunk, across partitions, equals one evaluation of
     each case's whole true history: the live pipeline and a batch run cannot disagree."""
+    # The worker writes a batch's facts before its SLA rows: wait for the last of them.
+    worker.wait_until(
+        "SELECT sum(version) FROM case_sla FINAL", len(events), what="SLA rows caught up"
+    )
     policies = load_policies()
     states: dict[str, CaseState] = {}
     for event in events:

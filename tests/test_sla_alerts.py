@@ -114,6 +114,14 @@ def test_watch_list_schedules_counts_and_survives_encoding() -> None:
     assert (opened[labels], at_risk[labels], breached[labels]) == (1, 1, 0)
     _, at_risk, breached = index.counts(to_us(h(2)))
     assert (at_risk[labels], breached[labels]) == (0, 1)
+    # A case whose only running clock is paused is watched (it counts as open) but has no
+    # instant to schedule, whether it comes from a batch or from the table at a rebalance.
+    paused = Case(category="allpause", case_id="P").opened(T).contact(h(0.1)).pause(h(0.2))
+    paused_watch = Watch.of(paused.sla(), 3, labels)
+    assert paused_watch is not None and paused_watch.instants == ()
+    index.put("P", paused_watch, None)
+    index.put("P", Watch.decode(paused_watch.encode()), to_us(h(2)))
+    assert "P" not in index.due(to_us(FAR)) and index.counts(to_us(h(2)))[0][labels] == 2
     index.drop_partitions([3])
     assert len(index) == 0 and index.due(to_us(FAR)) == []
 

@@ -92,7 +92,10 @@ class AlertIndex:
             self._scheduled.pop(case_id, None)
             return
         self.watches[case_id] = watch
-        nxt = watch.instants[0] if not_before_us is None else watch.next_after(not_before_us)
+        if not_before_us is None:
+            nxt = watch.instants[0] if watch.instants else None
+        else:
+            nxt = watch.next_after(not_before_us)
         self._schedule(case_id, nxt)
 
     def reschedule(self, case_id: str, after_us: int) -> None:
