@@ -67,7 +67,7 @@ test: install lint
 	$(PY) -m pytest -q -p no:cacheprovider
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check streams tests benchmarks
+	$(VENV)/bin/ruff check streams tests benchmarks dashboards
 	$(VENV)/bin/mypy
 
 bench: install
