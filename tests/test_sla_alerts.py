@@ -39,6 +39,10 @@ def test_an_untouched_case_raises_every_warning_then_each_breach_in_order() -> N
     assert alerts[3].due_at == h(2) and alerts[3].threshold == 1.0
     assert alerts[0].dimension("agency") == "water" and alerts[0].dimension("channel") == ""
     assert alerts[0].policy_id == "wall"
+    # Ids a worker already emitted are left out.
+    known = {"C-9/first_response/0/warn50", "C-9/resolution/0/breach"}
+    rest = due_alerts(case.sla(), FAR, known=known)
+    assert [a.alert_id for a in rest] == [a.alert_id for a in alerts if a.alert_id not in known]
 
 
 def test_answering_in_time_cancels_the_rest_of_that_clock() -> None:

@@ -60,9 +60,10 @@ class SlaWatch:
             if watch != previous:
                 changes[case_id] = watch.encode() if watch is not None else None
             self.index.put(case_id, watch, not_before_us=now_us)
+            known = self.emitter.emitted.get(partition, ())
             due.extend(
                 (partition, alert)
-                for alert in due_alerts(case_sla, received, dimensions_of(case_facts))
+                for alert in due_alerts(case_sla, received, dimensions_of(case_facts), known)
             )
         await self.emitter.emit(due, received)
         return changes
@@ -81,9 +82,10 @@ class SlaWatch:
             if state is None or not state.events:
                 continue
             case_sla = evaluate(state.events, self.policies)
+            known = self.emitter.emitted.get(watch.partition, ())
             due.extend(
                 (watch.partition, alert)
-                for alert in due_alerts(case_sla, moment, dimensions_of(state.facts()))
+                for alert in due_alerts(case_sla, moment, dimensions_of(state.facts()), known)
             )
             self.index.reschedule(case_id, now_us)
         return await self.emitter.emit(due, moment)

@@ -14,7 +14,7 @@ The scheduler side lives in the worker; this module only answers "what is due" a
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Container, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
@@ -75,9 +75,14 @@ def _clocks(case_sla: CaseSla) -> Iterator[tuple[str, int, Clock]]:
 
 
 def due_alerts(
-    case_sla: CaseSla, now: datetime, dimensions: Mapping[str, str] | None = None
+    case_sla: CaseSla,
+    now: datetime,
+    dimensions: Mapping[str, str] | None = None,
+    known: Container[str] = (),
 ) -> list[SlaAlert]:
-    """Every alert the case has raised by ``now``, in firing order.
+    """Every alert the case has raised by ``now``, in firing order, except those whose id
+    is in ``known`` (a worker's already-emitted ids: skipping them early keeps the cost of
+    re-evaluating a case low).
 
     A warning counts when its instant is at or before ``now`` and the clock had not
     stopped by then; a breach when the deadline is at or before ``now`` and the clock
@@ -96,21 +101,24 @@ def due_alerts(
         due = clock.due_at
         if due is not None and due <= now and (ended is None or ended > due):
             fired.append((BREACHED, 1.0, due))
-        alerts.extend(
-            SlaAlert(
-                alert_id=alert_id(case_sla.case_id, target, cycle, alert_type, threshold),
-                type=alert_type,
-                case_id=case_sla.case_id,
-                target=target,
-                cycle=cycle,
-                threshold=threshold,
-                fired_at=at,
-                due_at=due,
-                policy_id=clock.policy_id,
-                dimensions=dims,
+        for alert_type, threshold, at in fired:
+            key = alert_id(case_sla.case_id, target, cycle, alert_type, threshold)
+            if key in known:
+                continue
+            alerts.append(
+                SlaAlert(
+                    alert_id=key,
+                    type=alert_type,
+                    case_id=case_sla.case_id,
+                    target=target,
+                    cycle=cycle,
+                    threshold=threshold,
+                    fired_at=at,
+                    due_at=due,
+                    policy_id=clock.policy_id,
+                    dimensions=dims,
+                )
             )
-            for alert_type, threshold, at in fired
-        )
     alerts.sort(key=lambda a: (a.fired_at, a.alert_id))
     return alerts
 
