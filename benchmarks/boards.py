@@ -164,7 +164,7 @@ def main() -> int:
     parser.add_argument("--days", type=int, default=365)
     parser.add_argument("--rewrites", type=int, default=12)
     parser.add_argument("--repeat", type=int, default=20)
-    parser.add_argument("--budget-ms", type=float, default=1000.0)
+    parser.add_argument("--budget-ms", type=float, default=200.0)
     parser.add_argument("--dir", default="", help="keep the store here (default: temporary)")
     args = parser.parse_args()
 

@@ -7,10 +7,12 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from streams.app.alert_index import AlertIndex, Watch
+from streams.app.alert_index import AlertIndex, Watch, join_record, split_record
 from streams.contract.alerts import InvalidAlert, decode_alert, encode_alert
+from streams.core.case_state import CaseState
 from streams.core.sla.alerts import BREACHED, WARNING, due_alerts, pending_instants
 from streams.core.sla.calendar import to_us
+from streams.core.state_codec import decode_state, encode_state
 from streams.store.rows import SlaAlertRow
 from tests.test_sla_clock import CN, Case, T, cn, h
 
@@ -104,6 +106,10 @@ def test_watch_list_schedules_counts_and_survives_encoding() -> None:
     watch = Watch.of(case.sla(), 3, ("water", "d1", "wall", "normal"))
     assert watch is not None
     assert Watch.decode(watch.encode()) == watch
+    state = encode_state(CaseState("A", case.events))
+    assert split_record(join_record(state, watch)) == (state, watch.encode())
+    assert split_record(join_record(state, None)) == (state, None)
+    assert decode_state("A", split_record(join_record(state, watch))[0]).events == case.events
     index.put("A", watch, not_before_us=to_us(T))
     closed = Case(case_id="B").opened(T).contact(h(0.1)).resolve(h(0.2))
     index.put("B", Watch.of(closed.sla(), 1, ("x", "y", "z", "w")), None)

@@ -2,9 +2,10 @@
 and how many cases are at risk or breached right now.
 
 One :class:`Watch` per open case with a running clock on this worker's partitions. It is
-persisted in the worker's ``sla_timers`` table (encoded by :meth:`Watch.encode`) so a
-restarted or rebalanced worker rebuilds the list without re-evaluating every case, and it
-drives both the alert timers and the ``civicpulse_sla_*_cases`` gauges.
+kept next to the case's state in the worker's ``cases`` table (:func:`join_record`), so a
+restarted or rebalanced worker rebuilds the list without re-evaluating every case and
+without a second changelog message per case; it drives both the alert timers and the
+``civicpulse_sla_*_cases`` gauges.
 
 Instants are Unix microseconds (ints) to keep the heap and the encoding small.
 """
@@ -24,6 +25,18 @@ from streams.core.sla.clock import CaseSla
 
 #: labels of the case gauges, in this order (streams.observability.registry.SLA_LABELS)
 Labels = tuple[str, str, str, str]
+
+
+def join_record(state: bytes, watch: Watch | None) -> bytes:
+    """A ``cases`` table value: the encoded state (JSON, which never holds a raw newline),
+    then, for a watched case, a newline and the encoded watch."""
+    return state if watch is None else state + b"\n" + watch.encode()
+
+
+def split_record(record: bytes) -> tuple[bytes, bytes | None]:
+    """(encoded state, encoded watch or None) of a ``cases`` table value."""
+    state, _, watch = record.partition(b"\n")
+    return state, watch or None
 
 
 @dataclass(slots=True)

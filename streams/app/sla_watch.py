@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 
 from streams.app.alert_emitter import AlertEmitter
-from streams.app.alert_index import AlertIndex, Labels, Watch
+from streams.app.alert_index import AlertIndex, Labels, Watch, split_record
 from streams.core.case_state import CaseState
 from streams.core.facts import CaseFacts
 from streams.core.sla.alerts import ALERT_DIMENSIONS, SlaAlert, due_alerts
@@ -45,20 +45,14 @@ class SlaWatch:
         facts: Mapping[str, CaseFacts],
         partitions: Mapping[str, int],
         received: datetime,
-    ) -> dict[str, bytes | None]:
-        """Raise what is due by ``received`` and reschedule the cases; returns the
-        ``sla_timers`` table changes (encoded watch, or None to delete) for the cases
-        whose watch changed."""
+    ) -> None:
+        """Raise what is due by ``received`` and watch (or stop watching) the cases."""
         now_us = to_us(received)
-        changes: dict[str, bytes | None] = {}
         due: list[tuple[int, SlaAlert]] = []
         for case_id, case_sla in evaluations.items():
             case_facts = facts[case_id]
             partition = partitions[case_id]
             watch = Watch.of(case_sla, partition, labels_of(case_facts))
-            previous = self.index.watches.get(case_id)
-            if watch != previous:
-                changes[case_id] = watch.encode() if watch is not None else None
             self.index.put(case_id, watch, not_before_us=now_us)
             known = self.emitter.emitted.get(partition, ())
             due.extend(
@@ -66,7 +60,6 @@ class SlaWatch:
                 for alert in due_alerts(case_sla, received, dimensions_of(case_facts), known)
             )
         await self.emitter.emit(due, received)
-        return changes
 
     async def tick(self, state_of: StateSource, now: datetime | None = None) -> int:
         """Raise the alerts of every watched case whose next instant has come; returns the
@@ -91,13 +84,16 @@ class SlaWatch:
         return await self.emitter.emit(due, moment)
 
     async def assigned(
-        self, partitions: Iterable[int], watches: Iterable[tuple[str, bytes]]
+        self, partitions: Iterable[int], records: Iterable[tuple[str, bytes]]
     ) -> None:
-        """After a rebalance: read the owned partitions' alerts, then watch their cases
-        again; instants already past are looked at on the next tick (catch-up)."""
+        """After a rebalance: watch the owned cases again (from their ``cases`` table
+        records) and read the owned partitions' alerts; instants already past are looked
+        at on the next tick (catch-up)."""
         self.index.clear()
-        for case_id, raw in watches:
-            self.index.put(case_id, Watch.decode(raw), not_before_us=None)
+        for case_id, record in records:
+            _, raw = split_record(record)
+            if raw is not None:
+                self.index.put(case_id, Watch.decode(raw), not_before_us=None)
         await self.emitter.assign(partitions)
 
     async def revoked(self) -> None:

@@ -23,7 +23,7 @@ from faust.types import EventT
 from mode.types.signals import BaseSignalT
 
 from streams.app.alert_emitter import AlertEmitter
-from streams.app.alert_index import AlertIndex
+from streams.app.alert_index import AlertIndex, join_record, split_record
 from streams.app.lateness import LatenessTracker
 from streams.app.sla_watch import SlaWatch
 from streams.app.stats import PipelineStats
@@ -130,13 +130,6 @@ def build_app(
         value_type=bytes,
         help="Every case's distinct events, the source of its facts.",
     )
-    timers = app.Table(
-        "sla_timers",
-        partitions=settings.topic_partitions,
-        key_type=bytes,
-        value_type=bytes,
-        help="Open cases' pending SLA alert instants and gauge labels (alert_index.Watch).",
-    )
     cache = CaseCache(capacity=200_000)
     lateness = LatenessTracker(grace=timedelta(seconds=settings.late_grace_seconds))
     index = AlertIndex()
@@ -174,16 +167,20 @@ def build_app(
             for tp in app.assignor.assigned_actives()
             if tp.topic == events_topic.get_topic_name()
         }
-        await watch.assigned(owned, ((key.decode(), value) for key, value in timers.items()))
+        await watch.assigned(owned, ((key.decode(), value) for key, value in cases.items()))
 
     @app.on_before_shutdown.connect
     async def _stop_alerts(sender: Any, /, *args: Any, **kwargs: Any) -> None:
         await emitter.stop()
 
+    def stored_state(case_id: str) -> bytes | None:
+        record = cases.get(case_id.encode())
+        return None if record is None else split_record(record)[0]
+
     def state_of(case_id: str) -> CaseState | None:
         state = cache.get(case_id)
         if state is None:
-            stored = cases.get(case_id.encode())
+            stored = stored_state(case_id)
             if stored is None:
                 return None
             state = decode_state(case_id, stored)
@@ -299,33 +296,25 @@ def build_app(
         late = lateness.observe(validated.valid, received)
         result = apply_events(
             validated.valid,
-            load_state=lambda case_id: cases.get(case_id.encode()),
+            load_state=stored_state,
             cache=cache,
             now=received,
             policies=policies,
         )
         await run_blocking(_write_case_batch, store, result, late)
-        timer_changes: dict[str, bytes | None] = {}
         if watch is not None and result.evaluations:
             facts = {f.case_id: f for f in result.facts}
             partitions = {case_id: m.partition for case_id, m in result.carriers.items()}
-            timer_changes = await watch.cases_changed(
-                result.evaluations, facts, partitions, received
-            )
-        for case_id in result.states.keys() | timer_changes.keys():
+            await watch.cases_changed(result.evaluations, facts, partitions, received)
+        watches = index.watches
+        for case_id, encoded in result.states.items():
             # A table picks its changelog partition from the "current event"; in a batch
-            # that must be the message that carried this very case.
+            # that must be the message that carried this very case. The watch changes only
+            # with the case's events, so it is stored with them.
             carrier = result.carriers[case_id]
             token = _current_event.set(weakref.ref(carriers[(carrier.partition, carrier.offset)]))
             try:
-                if case_id in result.states:
-                    cases[case_id.encode()] = result.states[case_id]
-                if case_id in timer_changes:
-                    change = timer_changes[case_id]
-                    if change is not None:
-                        timers[case_id.encode()] = change
-                    else:
-                        timers.pop(case_id.encode(), None)
+                cases[case_id.encode()] = join_record(encoded, watches.get(case_id))
             finally:
                 _current_event.reset(token)
         seconds = time.perf_counter() - started
