@@ -16,6 +16,7 @@ from streams import kafka_runtime
 from streams.cli_alerts import alerts_app
 from streams.cli_import import import_app
 from streams.cli_ops import ops_app
+from streams.cli_replay import replay_app
 from streams.logs import configure
 from streams.settings import Settings
 
@@ -27,6 +28,7 @@ app.add_typer(sla_app, name="sla")
 app.add_typer(alerts_app, name="alerts")
 app.add_typer(ops_app, name="ops")
 app.add_typer(import_app, name="import")
+app.add_typer(replay_app, name="replay")
 console = Console()
 err_console = Console(stderr=True)
 
