@@ -562,18 +562,19 @@ def run_replay(
             f"generation {generation_id!r} is {existing.status}: use a new --id (or drop it first)"
         )
     hash_ = policies_hash(options.policies_path)
-    generation: gens.Generation | None = None
+    if existing is not None and existing.policies_hash != hash_:
+        raise ReplayError(
+            f"generation {generation_id!r} was started with other SLA policies: use a new --id"
+        )
+    generation = (
+        existing.but(status=gens.RUNNING, detail="resumed")
+        if existing is not None
+        else gens.new_generation(generation_id, "(reading the source)", hash_)
+    )
+    gens.record(live.client, generation)
     try:
         source = read_source(live)
-        generation = (
-            existing.but(status=gens.RUNNING, detail="resumed", source=source.name)
-            if existing is not None
-            else gens.new_generation(generation_id, source.name, hash_)
-        )
-        if existing is not None and existing.policies_hash != hash_:
-            raise ReplayError(
-                f"generation {generation_id!r} was started with other SLA policies: use a new --id"
-            )
+        generation = generation.but(source=source.name)
         gens.record(live.client, generation)
         replay = Store.open(dsn, database=generation.database)
         result = _build(live, replay, source, generation, options, progress, started)
@@ -581,12 +582,11 @@ def run_replay(
             source.commit()
         return result
     except BaseException as err:
-        if generation is not None:
-            detail = "interrupted" if isinstance(err, KeyboardInterrupt) else str(err)
-            gens.record(
-                live.client,
-                generation.but(status=gens.FAILED, finished_at=datetime.now(UTC), detail=detail),
-            )
+        detail = "interrupted" if isinstance(err, KeyboardInterrupt) else str(err)
+        gens.record(
+            live.client,
+            generation.but(status=gens.FAILED, finished_at=datetime.now(UTC), detail=detail),
+        )
         raise
 
 
