@@ -206,7 +206,7 @@ async def _read_topic(
     )
     await consumer.start()
     try:
-        partitions = await consumer.partitions_for_topic(topic) or set()
+        partitions = await _partitions(bootstrap, topic)
         if not partitions:
             raise ReplayInputError(f"topic {topic}: no such topic (or no partitions)")
         tps = [TopicPartition(topic, p) for p in sorted(partitions)]
@@ -254,6 +254,22 @@ async def _read_topic(
         fingerprint=fingerprint,
         commit=commit,
     )
+
+
+async def _partitions(bootstrap: str, topic: str) -> set[int]:
+    """The topic's partitions (empty when it does not exist)."""
+    from aiokafka import AIOKafkaProducer
+    from aiokafka.errors import KafkaError
+
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+    await producer.start()
+    try:
+        found: set[int] = set(await producer.partitions_for(topic))
+        return found
+    except KafkaError:
+        return set()
+    finally:
+        await producer.stop()
 
 
 async def _commit(bootstrap: str, group: str, topic: str, stop: dict[Any, int]) -> None:
