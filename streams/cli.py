@@ -17,6 +17,7 @@ from streams.cli_alerts import alerts_app
 from streams.cli_dashboards import dashboards_app
 from streams.cli_import import import_app
 from streams.cli_ops import ops_app
+from streams.cli_replay import replay_app
 from streams.logs import configure
 from streams.settings import Settings
 
@@ -29,6 +30,7 @@ app.add_typer(alerts_app, name="alerts")
 app.add_typer(ops_app, name="ops")
 app.add_typer(import_app, name="import")
 app.add_typer(dashboards_app, name="dashboards")
+app.add_typer(replay_app, name="replay")
 console = Console()
 err_console = Console(stderr=True)
 

@@ -207,12 +207,21 @@ def apply_events(
             # No `now`: stored SLA rows hold instants (due, thresholds, breach of ended
             # cycles) only, so a replay and the live run store the same rows; whether
             # an open case is past its deadline is asked at query time.
-            evaluation = evaluate(state.events, policies)
+            evaluation, sla_row, cycles = case_sla_of(state, facts, policies)
             result.evaluations[facts.case_id] = evaluation
-            sla_row, cycles = sla_rows(facts, evaluation)
             result.sla.append(sla_row)
             result.cycles.extend(cycles)
     return result
+
+
+def case_sla_of(
+    state: CaseState, facts: CaseFacts, policies: PolicySet
+) -> tuple[CaseSla, CaseSlaRow, list[CycleRow]]:
+    """A case's SLA evaluation (without ``now``) and its ``case_sla`` / ``case_cycles`` rows:
+    what the live case agent and a replay (``streams.app.replay``) both store."""
+    evaluation = evaluate(state.events, policies)
+    sla_row, cycles = sla_rows(facts, evaluation)
+    return evaluation, sla_row, cycles
 
 
 def event_row(item: Valid, ingested: datetime) -> EventRow:

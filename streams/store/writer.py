@@ -164,6 +164,12 @@ class BatchWriter:
         """Copy alerts of the alert topic into ``sla_alerts``; returns the row count."""
         return self._write(SLA_ALERTS_TABLE, SLA_ALERT_COLUMNS, _columns(rows, SLA_ALERT_COLUMNS))
 
+    def write_columns(self, table: str, names: Sequence[str], columns: list[list[Any]]) -> int:
+        """Insert rows already split into columns (one list per name, in ``names`` order),
+        with the same retries as the other writes; returns the row count. For bulk jobs
+        (replay) that build columns directly instead of row objects."""
+        return self._write(table, names, columns)
+
     def stats(self) -> dict[str, Any]:
         with self._lock:
             return {

@@ -1,0 +1,121 @@
+"""Replay throughput against raw Kafka consumption, measured in the same run.
+
+    python benchmarks/replay.py [--cases 70000] [--workers 2] [--bootstrap HOST:PORT]
+
+A simulated history (>= 500k events with the default 70,000 cases) is written to a JSON
+Lines file and produced to a Kafka topic (NDJSON batch messages of 500 events, as bulk
+producers send). Then, on the same machine and broker:
+
+- raw: a plain aiokafka consumer reads the topic and splits the batches into events
+  (the ceiling of anything that reads Kafka from Python);
+- replay from the file and replay from the topic, each into a fresh embedded
+  ClickHouse, switch included: events/s = events read / wall time of ``run_replay``.
+
+The ratio is what to compare across machines; absolute numbers on a shared 2-core
+machine are noisy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+from aiokafka import AIOKafkaConsumer
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from streams import kafka_runtime
+from streams.app.replay import ReplayOptions, read_file, read_topic, run_replay
+from streams.contract.framing import split_items
+from streams.kafka_runtime.topics import ensure_topics_sync
+from streams.sources.simulator import SimulationConfig, produce, simulate
+from streams.store import close_clients
+
+
+async def raw_consume_rate(bootstrap: str, topic: str, expected: int) -> float:
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        max_partition_fetch_bytes=8 * 1024 * 1024,
+        fetch_max_bytes=64 * 1024 * 1024,
+    )
+    await consumer.start()
+    try:
+        seen = 0
+        started = time.perf_counter()
+        while seen < expected:
+            for messages in (await consumer.getmany(timeout_ms=1000, max_records=50_000)).values():
+                for message in messages:
+                    headers = [(k, bytes(v)) for k, v in message.headers or ()]
+                    seen += sum(1 for _ in split_items(message.value, headers))
+        return seen / (time.perf_counter() - started)
+    finally:
+        await consumer.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--cases", type=int, default=70_000)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--bootstrap", default="")
+    parser.add_argument("--batch", type=int, default=500, help="events per NDJSON message")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="civicpulse-replay-bench-") as tmp:
+        root = Path(tmp)
+        bootstrap = args.bootstrap
+        if not bootstrap:
+            kafka_runtime.ensure_built()
+            bootstrap = kafka_runtime.up(root / "kafka").bootstrap
+        try:
+            history = simulate(SimulationConfig(seed=42, cases=args.cases, duplicate_share=0.01))
+            events = len(history.emitted)
+            path = root / "history.jsonl"
+            path.write_bytes(b"".join(m.value + b"\n" for m in history.emitted))
+            topic = f"bench-{uuid.uuid4().hex[:8]}.raw"
+            ensure_topics_sync(bootstrap, {topic: 4})
+            asyncio.run(produce(bootstrap, topic, history.emitted, events_per_message=args.batch))
+            print(f"{events:,} events ({len(history.events):,} distinct), {args.cases:,} cases")
+
+            raw = asyncio.run(raw_consume_rate(bootstrap, topic, events))
+            print(f"raw aiokafka consume (NDJSON {args.batch}/message): {raw:>10,.0f} events/s")
+
+            options = {"workers": args.workers, "invalid": "dead-letter"}
+            started = time.perf_counter()
+            result = run_replay(
+                f"chdb://{root / 'ch-file'}",
+                lambda _store: read_file(path),
+                ReplayOptions(generation="bench_file", **options),  # type: ignore[arg-type]
+            )
+            file_rate = result.events / (time.perf_counter() - started)
+            close_clients()
+            print(
+                f"replay from file ({args.workers} processes):  {file_rate:>10,.0f} events/s"
+                f"  ({file_rate / raw:.2f} x raw consume)"
+            )
+            started = time.perf_counter()
+            result = run_replay(
+                f"chdb://{root / 'ch-topic'}",
+                lambda _store: read_topic(bootstrap, topic, "civicpulse-replay-bench"),
+                ReplayOptions(generation="bench_topic", **options),  # type: ignore[arg-type]
+            )
+            topic_rate = result.events / (time.perf_counter() - started)
+            close_clients()
+            print(
+                f"replay from topic ({args.workers} processes): {topic_rate:>10,.0f} events/s"
+                f"  ({topic_rate / raw:.2f} x raw consume)"
+            )
+        finally:
+            if not args.bootstrap:
+                kafka_runtime.down(root / "kafka")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,280 @@
+"""Generations of the derived tables: records, the atomic switch, dropping old ones.
+
+A replay builds a new generation of the derived tables in its own database
+(``civicpulse_replay_<id>``, same numbered migrations). The switch exchanges each derived
+table of the live database with the replay database's (``EXCHANGE TABLES``, atomic per
+table on ClickHouse's Atomic databases and on chDB): the boards see the new rows, and the
+previous generation's tables are now in the replay database, kept until
+``civicpulse replay drop``. Materialized views follow the table names, so the live
+database's views feed the new tables. Documentation: docs/replay.md.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from clickhouse_connect.driver.client import Client
+
+from streams.store.client import StoreError
+
+#: the tables a replay recomputes (views on them follow their names); ``events`` and
+#: ``dead_letters`` are shared inputs and never switched
+DERIVED_TABLES: tuple[str, ...] = (
+    "case_facts",
+    "case_sla",
+    "case_sla_moved",
+    "case_cycles",
+    "case_cycles_moved",
+    "late_events",
+    "sla_alerts",
+)
+GENERATIONS_TABLE = "generations"
+CHECKPOINTS_TABLE = "replay_checkpoints"
+REPLAY_DATABASE_PREFIX = "civicpulse_replay_"
+
+RUNNING = "running"
+FAILED = "failed"
+ACTIVE = "active"
+RETIRED = "retired"
+
+_ID = re.compile(r"^[a-z0-9_]{1,40}$")
+
+GENERATION_COLUMNS: tuple[str, ...] = (
+    "generation",
+    "revision",
+    "database",
+    "source",
+    "policies_hash",
+    "status",
+    "started_at",
+    "finished_at",
+    "events",
+    "cases",
+    "dead_letters",
+    "detail",
+)
+CHECKPOINT_COLUMNS: tuple[str, ...] = (
+    "generation",
+    "revision",
+    "source",
+    "fingerprint",
+    "buckets",
+    "buckets_done",
+    "events_done",
+    "cases_done",
+    "updated_at",
+)
+
+
+class GenerationError(StoreError):
+    """A generation cannot be created, switched or dropped as asked."""
+
+
+def check_id(generation: str) -> str:
+    if not _ID.match(generation):
+        raise GenerationError(
+            f"invalid replay id {generation!r}: 1-40 characters of a-z, 0-9 and _"
+        )
+    return generation
+
+
+def replay_database(generation: str) -> str:
+    return REPLAY_DATABASE_PREFIX + check_id(generation)
+
+
+def new_id(now: datetime | None = None) -> str:
+    return (now or datetime.now(UTC)).strftime("%Y%m%d_%H%M%S")
+
+
+def _revision() -> int:
+    return time.time_ns()
+
+
+@dataclass(frozen=True, slots=True)
+class Generation:
+    generation: str
+    revision: int
+    database: str
+    source: str
+    policies_hash: str
+    status: str
+    started_at: datetime
+    finished_at: datetime | None
+    events: int
+    cases: int
+    dead_letters: int
+    detail: str
+
+    def but(self, **changes: Any) -> Generation:
+        values = {name: getattr(self, name) for name in GENERATION_COLUMNS}
+        values.update(changes, revision=_revision())
+        return Generation(**values)
+
+
+@dataclass(frozen=True, slots=True)
+class Checkpoint:
+    generation: str
+    revision: int
+    source: str
+    fingerprint: str
+    buckets: int
+    buckets_done: int
+    events_done: int
+    cases_done: int
+    updated_at: datetime
+
+
+def record(client: Client, generation: Generation) -> None:
+    """Write a generation's current state to the ``generations`` table of ``client``'s
+    database (the live one)."""
+    client.insert(
+        GENERATIONS_TABLE,
+        [[getattr(generation, name) for name in GENERATION_COLUMNS]],
+        column_names=list(GENERATION_COLUMNS),
+    )
+
+
+def list_generations(client: Client) -> list[Generation]:
+    result = client.query(
+        f"SELECT {', '.join(GENERATION_COLUMNS)} FROM {GENERATIONS_TABLE} FINAL "
+        "ORDER BY started_at, generation"
+    )
+    return [Generation(*row) for row in result.result_rows]
+
+
+def get_generation(client: Client, generation: str) -> Generation | None:
+    for item in list_generations(client):
+        if item.generation == generation:
+            return item
+    return None
+
+
+def new_generation(generation: str, source: str, policies_hash: str) -> Generation:
+    return Generation(
+        generation=generation,
+        revision=_revision(),
+        database=replay_database(generation),
+        source=source,
+        policies_hash=policies_hash,
+        status=RUNNING,
+        started_at=datetime.now(UTC),
+        finished_at=None,
+        events=0,
+        cases=0,
+        dead_letters=0,
+        detail="",
+    )
+
+
+def save_checkpoint(client: Client, checkpoint: Checkpoint) -> None:
+    """Record progress in the replay database (``client`` is its client)."""
+    client.insert(
+        CHECKPOINTS_TABLE,
+        [[getattr(checkpoint, name) for name in CHECKPOINT_COLUMNS]],
+        column_names=list(CHECKPOINT_COLUMNS),
+    )
+
+
+def load_checkpoint(client: Client, generation: str) -> Checkpoint | None:
+    result = client.query(
+        f"SELECT {', '.join(CHECKPOINT_COLUMNS)} FROM {CHECKPOINTS_TABLE} FINAL "
+        "WHERE generation = {g:String}",
+        parameters={"g": generation},
+    )
+    rows = result.result_rows
+    return Checkpoint(*rows[0]) if rows else None
+
+
+def checkpoint(
+    generation: str,
+    source: str,
+    fingerprint: str,
+    buckets: int,
+    buckets_done: int,
+    events_done: int,
+    cases_done: int,
+) -> Checkpoint:
+    return Checkpoint(
+        generation=generation,
+        revision=_revision(),
+        source=source,
+        fingerprint=fingerprint,
+        buckets=buckets,
+        buckets_done=buckets_done,
+        events_done=events_done,
+        cases_done=cases_done,
+        updated_at=datetime.now(UTC),
+    )
+
+
+def exchange(
+    client: Client, live_database: str, other_database: str, tables: Sequence[str] = DERIVED_TABLES
+) -> None:
+    """Swap the derived tables of two databases, table by table.
+
+    Each ``EXCHANGE TABLES`` is atomic; ClickHouse has no multi-table exchange, so for the
+    few milliseconds between the first and the last one a reader joining two derived
+    tables could see one old and one new table (docs/replay.md).
+    """
+    for table in tables:
+        client.command(
+            f"EXCHANGE TABLES `{live_database}`.`{table}` AND `{other_database}`.`{table}`"
+        )
+
+
+def switch(client: Client, live_database: str, generation: Generation) -> Generation:
+    """Make a finished generation the live one; the previous one is retired into the
+    replay database. Returns the new active record."""
+    previous = [g for g in list_generations(client) if g.status == ACTIVE]
+    exchange(client, live_database, generation.database)
+    now = datetime.now(UTC)
+    if previous:
+        for old in previous:
+            record(client, old.but(status=RETIRED, database=generation.database))
+    else:
+        record(
+            client,
+            Generation(
+                generation=f"before_{generation.generation}",
+                revision=_revision(),
+                database=generation.database,
+                source="live worker (before the first replay)",
+                policies_hash="",
+                status=RETIRED,
+                started_at=generation.started_at,
+                finished_at=now,
+                events=0,
+                cases=0,
+                dead_letters=0,
+                detail=f"moved out by the switch to {generation.generation}",
+            ),
+        )
+    active = generation.but(status=ACTIVE, database=live_database, finished_at=now)
+    record(client, active)
+    return active
+
+
+def drop(client: Client, generation: str) -> Generation:
+    """Drop a retired or failed generation's database; refuse the active one."""
+    found = get_generation(client, generation)
+    if found is None:
+        raise GenerationError(f"no generation {generation!r} (see `civicpulse replay list`)")
+    if found.status == ACTIVE:
+        raise GenerationError(
+            f"generation {generation!r} is active (the boards read it): switch to another one first"
+        )
+    if found.status == RUNNING:
+        raise GenerationError(
+            f"generation {generation!r} is running; stop it first (it is marked failed then)"
+        )
+    if not found.database.startswith(REPLAY_DATABASE_PREFIX):
+        raise GenerationError(f"refusing to drop database {found.database!r}")
+    client.command(f"DROP DATABASE IF EXISTS `{found.database}`")
+    dropped = found.but(status="dropped", detail=f"database {found.database} dropped")
+    record(client, dropped)
+    return dropped
