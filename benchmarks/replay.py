@@ -9,7 +9,9 @@ producers send). Then, on the same machine and broker:
 - raw: a plain aiokafka consumer reads the topic and splits the batches into events
   (the ceiling of anything that reads Kafka from Python);
 - replay from the file and replay from the topic, each into a fresh embedded
-  ClickHouse, switch included: events/s = events read / wall time of ``run_replay``.
+  ClickHouse, switch included: events/s = events read / wall time of ``run_replay``;
+- replay from the archive: the valid events written to a fresh store's ``events`` table
+  (as the live worker archives them), then replayed from it (trusted decoding).
 
 The ratio is what to compare across machines; absolute numbers on a shared 2-core
 machine are noisy.
@@ -30,11 +32,13 @@ from aiokafka import AIOKafkaConsumer
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from streams import kafka_runtime
-from streams.app.replay import ReplayOptions, read_file, read_topic, run_replay
+from streams.app.replay import ReplayOptions, read_archive, read_file, read_topic, run_replay
+from streams.contract import InvalidEvent, decode_event
 from streams.contract.framing import split_items
 from streams.kafka_runtime.topics import ensure_topics_sync
 from streams.sources.simulator import SimulationConfig, produce, simulate
-from streams.store import close_clients
+from streams.store import Store, close_clients
+from streams.store.rows import EventRow
 
 
 async def raw_consume_rate(bootstrap: str, topic: str, expected: int) -> float:
@@ -58,6 +62,39 @@ async def raw_consume_rate(bootstrap: str, topic: str, expected: int) -> float:
         return seen / (time.perf_counter() - started)
     finally:
         await consumer.stop()
+
+
+def fill_archive(dsn: str, raws: list[bytes]) -> None:
+    """The valid events in ``events``, as the live ingest step archives them."""
+    from datetime import UTC, datetime
+
+    store = Store.open(dsn)
+    now = datetime.now(UTC)
+    rows: list[EventRow] = []
+    for offset, raw in enumerate(raws):
+        try:
+            event = decode_event(raw)
+        except InvalidEvent:
+            continue
+        rows.append(
+            EventRow(
+                event.event_id,
+                event.case_id,
+                event.type,
+                event.occurred_at,
+                event.source,
+                event.schema_version,
+                raw.decode(),
+                now,
+                0,
+                offset,
+            )
+        )
+        if len(rows) >= 100_000:
+            store.writer.write_events(rows)
+            rows = []
+    store.writer.write_events(rows)
+    close_clients()
 
 
 def main() -> None:
@@ -111,6 +148,20 @@ def main() -> None:
             print(
                 f"replay from topic ({args.workers} processes): {topic_rate:>10,.0f} events/s"
                 f"  ({topic_rate / raw:.2f} x raw consume)"
+            )
+            archive = f"chdb://{root / 'ch-archive'}"
+            fill_archive(archive, [m.value for m in history.emitted])
+            started = time.perf_counter()
+            result = run_replay(
+                archive,
+                lambda store: read_archive(store),
+                ReplayOptions(generation="bench_archive", **options),  # type: ignore[arg-type]
+            )
+            archive_rate = result.events / (time.perf_counter() - started)
+            close_clients()
+            print(
+                f"replay from archive ({args.workers} processes): {archive_rate:>8,.0f} events/s"
+                f"  ({archive_rate / raw:.2f} x raw consume)"
             )
         finally:
             if not args.bootstrap:

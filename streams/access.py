@@ -19,6 +19,9 @@ SUMMARY_PATH = "/civicpulse/summary"
 HEALTH_PATH = "/civicpulse/health"
 #: the monthly report's data (``?month=YYYY-MM``)
 REPORT_PATH = "/civicpulse/report"
+#: replays run by the worker: POST starts one, GET lists the generations;
+#: ``/<id>``: GET progress, DELETE drops; ``/<id>/cancel``: POST stops one
+REPLAY_PATH = "/civicpulse/replay"
 #: Prometheus exposition, at the conventional path
 METRICS_PATH = "/metrics"
 
@@ -31,8 +34,9 @@ def worker_url(settings: Settings, path: str) -> str:
     return f"http://{settings.web_host}:{settings.web_port}{path}"
 
 
-def _ask_worker(settings: Settings, method: str, path: str, body: Any = None) -> Any | None:
-    """The worker's answer, or None when no worker listens."""
+def ask_worker(settings: Settings, method: str, path: str, body: Any = None) -> Any | None:
+    """The worker's answer, or None when no worker listens; StoreAccessError with the
+    worker's error when it refuses."""
     try:
         response = httpx.request(
             method, worker_url(settings, path), json=body, timeout=WORKER_TIMEOUT
@@ -70,7 +74,7 @@ def run_query(settings: Settings, sql: str) -> tuple[Sequence[str], Sequence[Seq
     except ReadOnlyViolation as err:
         raise StoreAccessError(str(err)) from err
     if settings.embedded_clickhouse:
-        answer = _ask_worker(settings, "POST", QUERY_PATH, {"sql": sql})
+        answer = ask_worker(settings, "POST", QUERY_PATH, {"sql": sql})
         if answer is not None:
             return answer["columns"], answer["rows"]
     store = _open_directly(settings)
@@ -86,7 +90,7 @@ def fetch_summary(settings: Settings) -> dict[str, Any]:
     """The live summary: pipeline counters (when a worker runs) and store numbers."""
     from streams.store.queries import summary
 
-    answer = _ask_worker(settings, "GET", SUMMARY_PATH)
+    answer = ask_worker(settings, "GET", SUMMARY_PATH)
     if answer is not None:
         return dict(answer)
     store = _open_directly(settings)
@@ -103,7 +107,7 @@ def report_data(settings: Settings, month: str) -> dict[str, Any]:
     from streams.store.metrics import MetricsError
 
     if settings.embedded_clickhouse:
-        answer = _ask_worker(settings, "GET", f"{REPORT_PATH}?month={month}")
+        answer = ask_worker(settings, "GET", f"{REPORT_PATH}?month={month}")
         if answer is not None:
             data: dict[str, Any] = answer
             return data

@@ -7,9 +7,10 @@ generations are :mod:`streams.store.generations`. Documentation: docs/replay.md.
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -29,16 +30,6 @@ err_console = Console(stderr=True)
 def _fail(message: str) -> typer.Exit:
     err_console.print(f"[bold red]error:[/] {escape(message)}")
     return typer.Exit(code=1)
-
-
-def _instant(text: str | None, name: str) -> datetime | None:
-    if text is None:
-        return None
-    try:
-        at = datetime.fromisoformat(text)
-    except ValueError as err:
-        raise _fail(f"{name}: not an ISO 8601 date-time: {text!r}") from err
-    return (at if at.tzinfo is not None else at.replace(tzinfo=UTC)).astimezone(UTC)
 
 
 @contextmanager
@@ -112,63 +103,81 @@ def run(
         ),
     ] = "",
     workers: Annotated[int, typer.Option(help="processes folding cases (default: CPU count)")] = 0,
-    buckets: Annotated[int, typer.Option(help="case-hash buckets (checkpoint unit)")] = 16,
+    buckets: Annotated[
+        int, typer.Option(help="case-hash buckets, at least (checkpoint and memory unit)")
+    ] = 16,
+    bucket_events: Annotated[
+        int, typer.Option(help="more buckets when needed for about this many events each")
+    ] = 200_000,
     no_switch: Annotated[
         bool, typer.Option("--no-switch", help="build the generation, do not switch to it")
     ] = False,
 ) -> None:
     """Replay events into a new generation of the derived tables, then switch the boards
-    to it. Interrupted or failed: rerun with the same --id to resume."""
-    from streams.app.replay import (
-        ReplayError,
-        ReplayOptions,
-        SourceData,
-        read_archive,
-        read_file,
-        read_topic,
-        run_replay,
-    )
-    from streams.cli import _settings, resolve_bootstrap
-    from streams.store import Store, StoreError
-    from streams.store.generations import new_id
+    to it. Interrupted or failed: rerun with the same --id to resume. With the embedded
+    store and a running worker, the replay runs inside the worker (the boards stay up)."""
+    from streams.access import REPLAY_PATH, StoreAccessError, ask_worker
+    from streams.app.replay_service import ReplayRequest, ReplayRequestError
+    from streams.cli import _settings
 
-    chosen = [from_file is not None, from_topic is not None, from_archive]
-    if sum(chosen) != 1:
-        raise _fail("give exactly one of --from-file, --from-topic, --from-archive")
-    mode = invalid or ("stop" if from_file is not None else "dead-letter")
-    if mode not in ("stop", "dead-letter"):
-        raise _fail("--invalid is stop or dead-letter")
     settings = _settings()
-    options = ReplayOptions(
-        generation=replay_id or new_id(),
-        policies_path=policies or settings.sla_policies or None,
-        invalid=mode,
-        since=_instant(since, "--since"),
-        until=_instant(until, "--until"),
-        buckets=max(1, buckets),
-        workers=workers or min(4, os.cpu_count() or 1),
-        partitions=settings.topic_partitions,
-        late_grace=timedelta(seconds=settings.late_grace_seconds),
-        switch=not no_switch,
-    )
-    bootstrap = resolve_bootstrap(settings) if from_topic is not None else ""
+    try:
+        request = ReplayRequest(
+            generation=replay_id or "",
+            from_file=str(from_file) if from_file is not None else None,
+            from_topic=from_topic,
+            from_archive=from_archive,
+            from_offset=from_offset,
+            to_offset=to_offset,
+            since=since,
+            until=until,
+            policies=policies,
+            invalid=invalid,
+            workers=workers or min(4, os.cpu_count() or 1),
+            buckets=max(1, buckets),
+            bucket_events=max(1, bucket_events),
+            switch=not no_switch,
+        ).absolute()
+    except ReplayRequestError as err:
+        raise _fail(str(err)) from err
+    answer = None
+    if settings.embedded_clickhouse:
+        try:
+            answer = ask_worker(settings, "POST", REPLAY_PATH, request.to_json())
+        except StoreAccessError as err:
+            raise _fail(f"the worker refused the replay: {err}") from err
+    if answer is not None:
+        summary = _run_in_worker(settings, request.generation)
+    else:
+        summary = _run_here(settings, request)
+    table = Table(title=f"replay {escape(request.generation)}", show_header=False)
+    table.add_column("what")
+    table.add_column("value", justify="right")
+    table.add_row("events", f"{summary['events']:,}")
+    table.add_row("cases", f"{summary['cases']:,}")
+    table.add_row("dead letters", f"{summary['dead_letters']:,}")
+    table.add_row("late events", f"{summary['late_events']:,}")
+    table.add_row("SLA alerts", f"{summary['alerts']:,}")
+    table.add_row("buckets", f"{summary['buckets']}")
+    table.add_row("buckets resumed", f"{summary['resumed_buckets']}")
+    table.add_row("seconds", f"{summary['seconds']:,.1f}")
+    table.add_row("events/s", f"{summary['events_per_second']:,.0f}")
+    table.add_row("switched", "yes" if summary["switched"] else "no (--no-switch)")
+    table.add_row("ran in", "the worker" if answer is not None else "this process")
+    console.print(table)
 
+
+def _run_here(settings: Any, request: Any) -> dict[str, Any]:
+    """The replay in this process (a ClickHouse server, or no worker owns the store)."""
+    from streams.app.replay import ReplayError, run_replay
+    from streams.app.replay_service import options_for, result_summary, source_reader
+    from streams.cli import resolve_bootstrap
+    from streams.store import StoreError
+
+    options = options_for(request, settings)
+    bootstrap = resolve_bootstrap(settings) if request.from_topic is not None else ""
     with _progress_bars() as progress:
-
-        def read(store: Store) -> SourceData:
-            if from_file is not None:
-                return read_file(from_file, progress)
-            if from_topic is not None:
-                return read_topic(
-                    bootstrap,
-                    from_topic,
-                    f"civicpulse-replay-{options.generation}",
-                    from_offset,
-                    to_offset,
-                    progress,
-                )
-            return read_archive(store, options.since, options.until)
-
+        read = source_reader(request, options, lambda: bootstrap, progress)
         try:
             result = run_replay(settings.clickhouse_dsn, read, options, progress)
         except (ReplayError, StoreError) as err:
@@ -176,37 +185,100 @@ def run(
                 f"replay {options.generation} failed, live tables untouched: {err}"
             ) from err
         except KeyboardInterrupt:
+            raise _fail(_interrupted(options.generation)) from None
+    return result_summary(result)
+
+
+def _interrupted(generation: str) -> str:
+    return f"replay {generation} interrupted, live tables untouched; resume with --id {generation}"
+
+
+#: seconds between two progress polls of a replay running in the worker
+POLL_SECONDS = 0.5
+
+
+def _pause() -> None:
+    time.sleep(POLL_SECONDS)
+
+
+def _run_in_worker(settings: Any, generation: str) -> dict[str, Any]:
+    """Follow a replay the worker runs: the same progress bars; Ctrl-C asks the worker
+    to stop it (it is left failed, interrupted, and resumable)."""
+    from streams.access import REPLAY_PATH, StoreAccessError, ask_worker
+
+    path = f"{REPLAY_PATH}/{generation}"
+
+    def status() -> dict[str, Any]:
+        try:
+            answer = ask_worker(settings, "GET", path)
+        except StoreAccessError as err:
+            raise _fail(f"replay {generation}: {err}") from err
+        if answer is None:
             raise _fail(
-                f"replay {options.generation} interrupted, live tables untouched; resume with "
-                f"--id {options.generation}"
-            ) from None
-    table = Table(title=f"replay {escape(options.generation)}", show_header=False)
-    table.add_column("what")
-    table.add_column("value", justify="right")
-    table.add_row("events", f"{result.events:,}")
-    table.add_row("cases", f"{result.cases:,}")
-    table.add_row("dead letters", f"{result.dead_letters:,}")
-    table.add_row("late events", f"{result.late_events:,}")
-    table.add_row("SLA alerts", f"{result.alerts:,}")
-    table.add_row("buckets resumed", f"{result.resumed_buckets}")
-    table.add_row("seconds", f"{result.seconds:,.1f}")
-    table.add_row("events/s", f"{result.events_per_second:,.0f}")
-    table.add_row("switched", "yes" if result.switched else "no (--no-switch)")
-    console.print(table)
+                f"replay {generation}: the worker stopped answering; see `civicpulse replay "
+                f"list`, resume with --id {generation}"
+            )
+        found: dict[str, Any] = answer
+        return found
+
+    with _progress_bars() as progress:
+        try:
+            while True:
+                state = status()
+                for item in state["progress"]:
+                    progress(item["phase"], item["done"], item["total"])
+                if state["status"] != "running":
+                    break
+                _pause()
+        except KeyboardInterrupt:
+            try:
+                ask_worker(settings, "POST", f"{path}/cancel")
+                deadline = time.monotonic() + 120
+                while status()["status"] == "running" and time.monotonic() < deadline:
+                    time.sleep(POLL_SECONDS)
+            except StoreAccessError:
+                pass
+            raise _fail(_interrupted(generation)) from None
+    if state["status"] == "interrupted":
+        raise _fail(_interrupted(generation))
+    if state["status"] != "succeeded":
+        raise _fail(f"replay {generation} failed, live tables untouched: {state['error']}")
+    result: dict[str, Any] = state["result"]
+    return result
+
+
+def _open_or_ask(settings: Any, method: str, path: str) -> tuple[Any, Any]:
+    """(the worker's answer, None) when a worker owns the embedded store, else
+    (None, the opened store)."""
+    from streams.access import StoreAccessError, ask_worker
+    from streams.store import Store
+
+    if settings.embedded_clickhouse:
+        try:
+            answer = ask_worker(settings, method, path)
+        except StoreAccessError as err:
+            raise _fail(str(err)) from err
+        if answer is not None:
+            return answer, None
+    return None, Store.open(settings.clickhouse_dsn)
 
 
 @replay_app.command("list")
 def list_() -> None:
     """The generations: which one the boards read, which ones are kept."""
+    from streams.access import REPLAY_PATH
     from streams.cli import _settings
-    from streams.store import Store
     from streams.store.generations import list_generations
 
-    store = Store.open(_settings().clickhouse_dsn)
+    answer, store = _open_or_ask(_settings(), "GET", REPLAY_PATH)
+    if answer is not None:
+        found = [_generation_from_json(item) for item in answer["generations"]]
+    else:
+        found = list_generations(store.client)
     table = Table(title="generations")
     for name in ("id", "status", "database", "source", "events", "cases", "started", "detail"):
         table.add_column(name)
-    for g in list_generations(store.client):
+    for g in found:
         table.add_row(
             g.generation,
             g.status,
@@ -220,20 +292,33 @@ def list_() -> None:
     console.print(table)
 
 
+def _generation_from_json(item: dict[str, Any]) -> Any:
+    from streams.store.generations import GENERATION_COLUMNS, Generation
+
+    values: dict[str, Any] = {name: item[name] for name in GENERATION_COLUMNS}
+    for name in ("started_at", "finished_at"):
+        if values[name]:
+            values[name] = datetime.fromisoformat(values[name])
+    return Generation(**values)
+
+
 @replay_app.command("drop")
 def drop(replay_id: Annotated[str, typer.Argument(help="a retired or failed generation")]) -> None:
     """Drop a retired or failed generation's tables (never the active one)."""
+    from streams.access import REPLAY_PATH
     from streams.cli import _settings
-    from streams.store import Store
     from streams.store.generations import GenerationError
     from streams.store.generations import drop as drop_generation
 
-    store = Store.open(_settings().clickhouse_dsn)
-    try:
-        dropped = drop_generation(store.client, replay_id)
-    except GenerationError as err:
-        raise _fail(str(err)) from err
-    console.print(f"dropped generation {replay_id} ({dropped.detail})")
+    answer, store = _open_or_ask(_settings(), "DELETE", f"{REPLAY_PATH}/{replay_id}")
+    if answer is not None:
+        detail = answer["detail"]
+    else:
+        try:
+            detail = drop_generation(store.client, replay_id).detail
+        except GenerationError as err:
+            raise _fail(str(err)) from err
+    console.print(f"dropped generation {replay_id} ({detail})")
 
 
 @replay_app.command("export")

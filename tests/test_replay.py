@@ -18,11 +18,13 @@ import pytest
 from typer.testing import CliRunner
 
 from streams.app.replay import (
+    BucketTask,
     ReplayInputError,
     ReplayOptions,
     SourceData,
     export_parquet,
     read_archive,
+    read_bucket,
     read_file,
     read_topic,
     run_replay,
@@ -360,3 +362,46 @@ def test_la311_file_imported_and_replayed(chdb_dir: Path, tmp_path: Path) -> Non
     assert rows(live, "SELECT count() FROM case_sla FINAL") == [(9_982,)]
     statuses = dict(rows(live, "SELECT status, count() FROM case_facts FINAL GROUP BY status"))
     assert statuses == {"closed": 9_951, "open": 31}
+
+
+# --------------------------------------------------------------------- bounded memory
+
+
+def test_small_buckets_spill_to_files_and_give_the_same_tables(
+    chdb_dir: Path, tmp_path: Path, small_history: list[bytes]
+) -> None:
+    """Every event goes through its bucket's spill file; a fold reads one bucket file
+    and nothing else, so memory is one bucket per process, however many buckets."""
+    dsn = dsn_of(chdb_dir)
+    path = write_lines(tmp_path / "all.jsonl", small_history)
+    run_replay(dsn, file_source(path), ReplayOptions(generation="whole", buckets=1, switch=False))
+    live = Store.open(dsn).client
+    whole = snapshot(live, "civicpulse_replay_whole")
+
+    work = tmp_path / "work"
+    seen: dict[int, int] = {}  # bucket file -> events in it, as the fold found them
+
+    def look_at_the_spill(phase: str, done: int, total: int | None) -> None:
+        if phase == "fold" and not seen:
+            for spilled in sorted((work / "buckets").glob("*.bin")):
+                seen[int(spilled.stem)] = sum(1 for _ in read_bucket(spilled))
+
+    result = run_replay(
+        dsn,
+        file_source(path),
+        ReplayOptions(generation="spilled", bucket_events=100, switch=False, work_dir=work),
+        look_at_the_spill,
+    )
+    buckets = -(-len(small_history) // 100)
+    assert result.buckets == buckets
+    assert sorted(seen) == list(range(buckets))
+    assert sum(seen.values()) == len(small_history)
+    assert max(seen.values()) < 4 * 100  # case-hash buckets: about bucket_events each
+    assert not list((work / "buckets").glob("*.bin")), "spill files are removed"
+    assert snapshot(live, "civicpulse_replay_spilled") == whole
+    assert rows(live, LATE_SQL, "civicpulse_replay_spilled") == rows(
+        live, LATE_SQL, "civicpulse_replay_whole"
+    )
+    # the fold's task names its bucket file, it carries no events
+    assert set(BucketTask.__dataclass_fields__) >= {"path"}
+    assert "items" not in BucketTask.__dataclass_fields__

@@ -49,7 +49,7 @@ def _rate_cell(rate: dict[str, Any] | None) -> str:
         return "<td>-</td>"
     num = "-" if rate.get("numerator") is None else str(rate["numerator"])
     return (
-        f'<td><b>{_pct(rate.get("rate"))}</b>'
+        f"<td><b>{_pct(rate.get('rate'))}</b>"
         f'<span class="nd">{num} / {rate.get("denominator", 0)}</span></td>'
     )
 
@@ -108,10 +108,7 @@ def _ranking_section(ranking: dict[str, Any], level: str) -> str:
     weights = ranking.get("config", {}).get("normalized_weights", {})
     formula = " + ".join(f"{w:.2f} x {escape(name)}" for name, w in weights.items())
     chart = bar_chart(
-        [
-            (f"{e['rank']}. {_unit_name(e, level)}", e["index"], f"{e['index']:.1f}")
-            for e in ranked
-        ],
+        [(f"{e['rank']}. {_unit_name(e, level)}", e["index"], f"{e['index']:.1f}") for e in ranked],
         maximum=100.0,
         label=f"Composite index of {LEVEL_TITLES[level].lower()}",
     )
@@ -130,9 +127,9 @@ def _ranking_section(ranking: dict[str, Any], level: str) -> str:
         f"<h2>Ranking: {LEVEL_TITLES[level]}</h2>"
         f'<p class="formula">index = 100 x ({formula or "no weights"})</p>'
         f'<figure data-chart="ranking-{level}">{chart}</figure>'
-        f'<table><thead><tr><th>rank</th><th>{LEVEL_TITLES[level][:-1]}</th><th>cases</th>'
+        f"<table><thead><tr><th>rank</th><th>{LEVEL_TITLES[level][:-1]}</th><th>cases</th>"
         f"<th>index</th>{header}</tr></thead><tbody>{''.join(body)}</tbody></table>"
-        f"<p class=\"note\">{len(unranked)} unit(s) not ranked: fewer than "
+        f'<p class="note">{len(unranked)} unit(s) not ranked: fewer than '
         f"{ranking.get('min_cases')} cases, or a weighted rate suppressed.</p>"
     )
 

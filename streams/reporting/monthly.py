@@ -37,9 +37,7 @@ def monthly_report_data(
         "min_cases": min_cases,
         "city": city[0] if city else None,
         "on_time": on_time[0] if on_time else None,
-        "by_agency": metrics.rates(
-            client, win, group_by="agency", now=moment, min_cases=min_cases
-        ),
+        "by_agency": metrics.rates(client, win, group_by="agency", now=moment, min_cases=min_cases),
         "ranking": {
             level: metrics.ranking(client, level, month=win.label, now=moment, config=cfg)
             for level in ("sub_district", "agency")

@@ -149,6 +149,15 @@ def open_client(dsn: str, *, database: str | None = None) -> Client:
         return client
 
 
+def open_private_client(dsn: str, *, database: str | None = None) -> Client:
+    """A new client for ``dsn``, not cached nor shared: for a long streaming read, which
+    holds its client (a chDB handle) until it ends, while the process's shared client
+    goes on serving other work. The caller closes it."""
+    target = parse_dsn(dsn)
+    name = _check_database_name(database or target.database or DEFAULT_DATABASE)
+    return _connect(target, name)
+
+
 def _connect(target: StoreTarget, database: str) -> Client:
     client = _connect_chdb(target) if target.kind == "chdb" else _connect_http(target)
     try:

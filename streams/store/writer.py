@@ -170,6 +170,10 @@ class BatchWriter:
         (replay) that build columns directly instead of row objects."""
         return self._write(table, names, columns)
 
+    def column_types(self, table: str, names: Sequence[str]) -> list[str]:
+        """The ClickHouse types of ``names`` in ``table`` (looked up once per table)."""
+        return list(self._types(table, names))
+
     def stats(self) -> dict[str, Any]:
         with self._lock:
             return {
