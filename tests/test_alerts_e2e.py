@@ -36,17 +36,16 @@ from tests.workers import WorkerProcess
 
 pytestmark = pytest.mark.integration
 
-# Short wall-clock targets so the whole life of an alert fits in a test.
-POLICY = """\
-version: 1
-title: alert test tiers
-policies:
-  - id: quick
-    match: {category: "*"}
-    thresholds: [0.5, 0.75, 0.9]
-    first_response: {clock: wall, within: 8s}
-    resolution: {clock: wall, within: 20s}
-"""
+
+
+def quick_policy(first_response: str, resolution: str) -> str:
+    """Wall-clock targets short enough for the whole life of an alert to fit in a test."""
+    return (
+        "version: 1\ntitle: alert test tiers\npolicies:\n"
+        "  - id: quick\n    match: {category: \"*\"}\n    thresholds: [0.5, 0.75, 0.9]\n"
+        f"    first_response: {{clock: wall, within: {first_response}}}\n"
+        f"    resolution: {{clock: wall, within: {resolution}}}\n"
+    )
 
 
 class CaseBuilder:
@@ -118,7 +117,7 @@ def test_alerts_fire_on_time_exactly_once_across_a_crash(
     kafka_broker: Any, tmp_path: Path
 ) -> None:
     policy_file = tmp_path / "policies.yaml"
-    policy_file.write_text(POLICY)
+    policy_file.write_text(quick_policy("8s", "20s"))
     policies = load_policies(policy_file)
     worker = WorkerProcess(
         bootstrap=kafka_broker.bootstrap,

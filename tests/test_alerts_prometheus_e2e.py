@@ -13,20 +13,11 @@ import pytest
 
 from streams.contract import FirstContactPayload, ResolvedPayload
 from tests.monitoring import WebhookReceiver, monitoring_stack
-from tests.test_alerts_e2e import CaseBuilder, send
+from tests.test_alerts_e2e import CaseBuilder, quick_policy, send
 from tests.workers import WorkerProcess
 
 pytestmark = pytest.mark.integration
 
-POLICY = """\
-version: 1
-title: alert test tiers
-policies:
-  - id: quick
-    match: {category: "*"}
-    first_response: {clock: wall, within: 3s}
-    resolution: {clock: wall, within: 6s}
-"""
 BREACHES = "CivicpulseSlaOpenBreaches"
 
 
@@ -34,7 +25,7 @@ def test_breaches_page_the_agency_through_prometheus_and_alertmanager_then_resol
     kafka_broker: Any, tmp_path: Path
 ) -> None:
     policy_file = tmp_path / "policies.yaml"
-    policy_file.write_text(POLICY)
+    policy_file.write_text(quick_policy("3s", "6s"))
     worker = WorkerProcess(
         bootstrap=kafka_broker.bootstrap,
         data_dir=tmp_path / "data",

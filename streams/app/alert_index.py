@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import orjson
 
-from streams.core.sla.alerts import pending_instants, risk_instants
+from streams.core.sla.alerts import pending_instants, risk_instants, risk_status
 from streams.core.sla.calendar import to_us
 from streams.core.sla.clock import CaseSla
 
@@ -48,11 +48,7 @@ class Watch:
     breached_from: int | None
 
     def status(self, now_us: int) -> str:
-        if self.breached_from is not None and self.breached_from <= now_us:
-            return "breached"
-        if self.at_risk_from is not None and self.at_risk_from <= now_us:
-            return "at_risk"
-        return "ok"
+        return risk_status(self.at_risk_from, self.breached_from, now_us)
 
     def next_after(self, now_us: int) -> int | None:
         return next((i for i in self.instants if i > now_us), None)

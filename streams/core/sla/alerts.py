@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Container, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal
+from typing import Literal, TypeVar
 
 from streams.core.sla.clock import CaseSla, FirstResponse, ResolutionCycle
 
@@ -148,11 +148,20 @@ class RiskInstants:
 
     def status(self, now: datetime) -> str:
         """``breached``, ``at_risk`` or ``ok`` as of ``now``."""
-        if self.breached_from is not None and self.breached_from <= now:
-            return "breached"
-        if self.at_risk_from is not None and self.at_risk_from <= now:
-            return "at_risk"
-        return "ok"
+        return risk_status(self.at_risk_from, self.breached_from, now)
+
+
+Instant = TypeVar("Instant", int, datetime)
+
+
+def risk_status(at_risk_from: Instant | None, breached_from: Instant | None, now: Instant) -> str:
+    """``breached`` from the earliest deadline on, ``at_risk`` from the earliest warning
+    on, ``ok`` before (instants as datetimes or as Unix microseconds)."""
+    if breached_from is not None and breached_from <= now:
+        return "breached"
+    if at_risk_from is not None and at_risk_from <= now:
+        return "at_risk"
+    return "ok"
 
 
 def risk_instants(case_sla: CaseSla) -> RiskInstants | None:
