@@ -31,6 +31,14 @@ ToTopic = Annotated[
     bool, typer.Option("--to-topic", help="produce to the raw topic of the Kafka broker")
 ]
 Out = Annotated[Path | None, typer.Option("--out", help="write the events to this JSON Lines file")]
+Replay = Annotated[
+    bool,
+    typer.Option(
+        "--replay",
+        help="replay the events straight into a new generation of the derived tables "
+        "(kept as <data dir>/imports/<file>.jsonl, the replay's source)",
+    ),
+]
 Rejects = Annotated[
     Path | None,
     typer.Option("--rejects", help="write the rejected records (JSON Lines) to this file"),
@@ -45,9 +53,19 @@ def _fail(message: str) -> typer.Exit:
     return typer.Exit(code=1)
 
 
-def _check_sink(to_topic: bool, out: Path | None) -> None:
-    if to_topic == (out is not None):
-        raise _fail("give exactly one of --to-topic or --out FILE.jsonl")
+def _check_sink(to_topic: bool, out: Path | None, replay: bool = False) -> None:
+    if [to_topic, out is not None, replay].count(True) != 1:
+        raise _fail("give exactly one of --to-topic, --out FILE.jsonl or --replay")
+
+
+def _replay_source(path: Path) -> Path:
+    """Where ``--replay`` keeps the converted events: the replay reads them from there
+    (also from inside a running worker, and again when it is resumed)."""
+    from streams.cli import _settings
+
+    imports = _settings().data_dir.resolve() / "imports"
+    imports.mkdir(parents=True, exist_ok=True)
+    return imports / f"{path.stem}.jsonl"
 
 
 @contextmanager
@@ -135,12 +153,15 @@ def _run(
     out: Path | None,
     rejects: Path | None,
     events_per_message: int,
+    replay: bool = False,
 ) -> None:
     from streams.sources.importers.sinks import write_rejects
 
-    _check_sink(to_topic, out)
+    _check_sink(to_topic, out, replay)
     if not path.is_file():
         raise _fail(f"{path}: no such file")
+    if replay:
+        out = _replay_source(path)
     try:
         with _byte_progress(path) as on_bytes:
             written, where = _deliver(make_events(on_bytes), to_topic, out, events_per_message)
@@ -151,6 +172,10 @@ def _run(
     _summary(report, written, where, rejects)
     if not report.balanced():  # pragma: no cover - an importer bug, never the data
         raise _fail("records read != imported + rejected")
+    if replay and out is not None:
+        from streams.cli_replay import run as replay_run
+
+        replay_run(from_file=out)
 
 
 @import_app.command("la311")
@@ -158,6 +183,7 @@ def import_la311(
     file: Annotated[Path, typer.Argument(help="a Los Angeles 311 CSV export")],
     to_topic: ToTopic = False,
     out: Out = None,
+    replay: Replay = False,
     rejects: Rejects = None,
     timezone: Annotated[
         str, typer.Option(help="time zone of the export's local times")
@@ -173,7 +199,7 @@ def import_la311(
     def events(on_bytes: Any) -> Iterator[ImportedEvent]:
         return read_la311(file, report, timezone=timezone, encoding=encoding, on_bytes=on_bytes)
 
-    _run(report, events, file, to_topic, out, rejects, events_per_message)
+    _run(report, events, file, to_topic, out, rejects, events_per_message, replay)
 
 
 @import_app.command("open311")
@@ -181,6 +207,7 @@ def import_open311(
     file: Annotated[Path, typer.Argument(help="an Open311 GeoReport v2 requests.json")],
     to_topic: ToTopic = False,
     out: Out = None,
+    replay: Replay = False,
     rejects: Rejects = None,
     timezone: Annotated[
         str | None,
@@ -200,6 +227,6 @@ def import_open311(
         return read_open311(file, report, timezone=timezone, case_prefix=case_prefix)
 
     try:
-        _run(report, events, file, to_topic, out, rejects, events_per_message)
+        _run(report, events, file, to_topic, out, rejects, events_per_message, replay)
     except ValueError as err:  # a bad --case-prefix
         raise _fail(str(err)) from err

@@ -30,6 +30,7 @@ from streams.app.replay import (
     run_replay,
 )
 from streams.cli import app
+from streams.kafka_runtime import free_port
 from streams.sources.importers.common import ImportReport
 from streams.sources.importers.la311 import read_la311
 from streams.sources.importers.sinks import write_jsonl
@@ -405,3 +406,24 @@ def test_small_buckets_spill_to_files_and_give_the_same_tables(
     # the fold's task names its bucket file, it carries no events
     assert set(BucketTask.__dataclass_fields__) >= {"path"}
     assert "items" not in BucketTask.__dataclass_fields__
+
+
+@pytest.mark.integration
+def test_import_straight_into_a_replay(
+    chdb_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CLICKHOUSE_URL", dsn_of(chdb_dir))
+    monkeypatch.setenv("CIVICPULSE_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("CIVICPULSE_CONFIG", str(tmp_path / "none.toml"))
+    monkeypatch.setenv("CIVICPULSE_WEB_PORT", str(free_port()))  # no worker answers there
+    source = shared_file("data/la311-2020-01.csv")
+    result = CliRunner().invoke(app, ["import", "la311", str(source), "--replay"])
+    assert result.exit_code == 0, result.output
+    assert "rejected: missing_closed_date" in result.output
+    kept = tmp_path / "data" / "imports" / "la311-2020-01.jsonl"
+    assert kept.is_file()
+    live = Store.open(dsn_of(chdb_dir)).client
+    assert rows(live, "SELECT count(), sum(version) FROM case_facts FINAL") == [(9_982, 39_866)]
+    assert rows(live, "SELECT count() FROM generations WHERE status = 'active'") == [(1,)]
+    both = CliRunner().invoke(app, ["import", "la311", str(source), "--replay", "--to-topic"])
+    assert both.exit_code == 1 and "exactly one of" in both.output
