@@ -26,6 +26,15 @@ def render(data: dict[str, Any]) -> Group:
         f"[bold red]{store.get('dead_letters', 0):,}[/] dead letters",
         f"[bold yellow]{pipeline.get('late_events', 0):,}[/] late",
     )
+    alerts = store.get("alerts_by_type") or {}
+    head.add_row(
+        f"[bold yellow]{alerts.get('sla.warning', 0):,}[/] SLA warnings",
+        f"[bold red]{alerts.get('sla.breached', 0):,}[/] SLA breaches",
+        "",
+        "",
+        "",
+        "[dim]civicpulse alerts tail[/]",
+    )
     agencies = Table(title="Median time to first response, by agency", expand=False)
     agencies.add_column("agency")
     agencies.add_column("cases", justify="right")

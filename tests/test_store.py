@@ -60,6 +60,7 @@ from streams.store.rows import (
     EVENT_COLUMNS,
     DeadLetterRow,
     EventRow,
+    SlaAlertRow,
 )
 from streams.store.writer import BatchWriter, is_transient
 
@@ -711,6 +712,17 @@ def test_summary_on_a_known_data_set(client: Client, writer: BatchWriter) -> Non
     writer.write_dead_letters([dead_letter(1), dead_letter(2), dead_letter(3, "schema")])
     writer.write_dead_letters([dead_letter(1)])  # redelivered
 
+    def alert(case_id: str, kind: str) -> SlaAlertRow:
+        return SlaAlertRow(
+            f"{case_id}/resolution/0/{kind}", "sla.breached" if kind == "breach" else
+            "sla.warning", case_id, "resolution", 0, 1.0 if kind == "breach" else 0.5, T0,
+            T0, T0, "p", "water", "", "d", "s", "c", "normal", "app", "w",
+        )  # fmt: skip
+
+    alerts = [alert("w1", "warn50"), alert("w1", "breach"), alert("w2", "warn50")]
+    writer.write_alerts(alerts)
+    writer.write_alerts(alerts[:1])  # the sink is at least once
+
     result = summary(client)
     json.dumps(result)  # served over HTTP as JSON
     assert result["events"] == len(cases) * 2
@@ -731,6 +743,7 @@ def test_summary_on_a_known_data_set(client: Client, writer: BatchWriter) -> Non
     ]
     assert [a["agency"] for a in agencies[3:]] == [f"zz-agency-{i:02d}" for i in range(7)]
     assert agencies[3]["median_seconds"] == 60.0
+    assert result["alerts_by_type"] == {"sla.breached": 1, "sla.warning": 2}
 
 
 def test_summary_of_an_empty_store(client: Client) -> None:
@@ -742,6 +755,7 @@ def test_summary_of_an_empty_store(client: Client) -> None:
         "dead_letters": 0,
         "dead_letters_by_reason": {},
         "first_response_by_agency": [],
+        "alerts_by_type": {},
     }
 
 

@@ -192,6 +192,7 @@ class Summary(TypedDict):
     dead_letters: int
     dead_letters_by_reason: dict[str, int]
     first_response_by_agency: list[AgencyResponse]  # top TOP_AGENCIES by case count
+    alerts_by_type: dict[str, int]  # distinct SLA alerts (sla_alerts), by type
 
 
 def summary(client: Client) -> Summary:
@@ -205,6 +206,8 @@ def summary(client: Client) -> Summary:
       the median (interpolated between the two middle values for an even count) of
       ``first_contact_at - opened_at`` over those, in seconds, None when no case was
       answered.
+    - ``alerts_by_type``: distinct alert ids in ``sla_alerts`` per type (sla.warning,
+      sla.breached).
     """
     events, cases = client.query(
         "SELECT count(), uniqExact(case_id) FROM events FINAL"
@@ -244,6 +247,12 @@ def summary(client: Client) -> Summary:
         """,
         parameters={"top": TOP_AGENCIES},
     ).result_rows
+    alerts = {
+        str(kind): int(n)
+        for kind, n in client.query(
+            "SELECT type, uniqExact(alert_id) FROM sla_alerts GROUP BY type ORDER BY type"
+        ).result_rows
+    }
     return Summary(
         events=int(events),
         cases=int(cases),
@@ -260,6 +269,7 @@ def summary(client: Client) -> Summary:
             )
             for agency, n, answered, median in agencies
         ],
+        alerts_by_type=alerts,
     )
 
 
