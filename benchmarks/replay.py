@@ -32,10 +32,10 @@ from aiokafka import AIOKafkaConsumer
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from streams import kafka_runtime
-from streams.app.replay import ReplayOptions, read_archive, read_file, read_topic, run_replay
 from streams.contract import InvalidEvent, decode_event
 from streams.contract.framing import split_items
 from streams.kafka_runtime.topics import ensure_topics_sync
+from streams.replay import ReplayOptions, read_archive, read_file, read_topic, run_replay
 from streams.sources.simulator import SimulationConfig, produce, simulate
 from streams.store import Store, close_clients
 from streams.store.rows import EventRow

@@ -1,6 +1,6 @@
 """``civicpulse replay ...``: recompute the derived tables into a new generation.
 
-Registered on the main app by streams/cli.py. The work is :mod:`streams.app.replay`;
+Registered on the main app by streams/cli.py. The work is :mod:`streams.replay`;
 generations are :mod:`streams.store.generations`. Documentation: docs/replay.md.
 """
 
@@ -117,8 +117,8 @@ def run(
     to it. Interrupted or failed: rerun with the same --id to resume. With the embedded
     store and a running worker, the replay runs inside the worker (the boards stay up)."""
     from streams.access import REPLAY_PATH, StoreAccessError, ask_worker
-    from streams.app.replay_service import ReplayRequest, ReplayRequestError
     from streams.cli import _settings
+    from streams.replay.service import ReplayRequest, ReplayRequestError
 
     settings = _settings()
     try:
@@ -169,9 +169,9 @@ def run(
 
 def _run_here(settings: Any, request: Any) -> dict[str, Any]:
     """The replay in this process (a ClickHouse server, or no worker owns the store)."""
-    from streams.app.replay import ReplayError, run_replay
-    from streams.app.replay_service import options_for, result_summary, source_reader
     from streams.cli import resolve_bootstrap
+    from streams.replay import ReplayError, run_replay
+    from streams.replay.service import options_for, result_summary, source_reader
     from streams.store import StoreError
 
     options = options_for(request, settings)
@@ -327,7 +327,7 @@ def export(
     to_parquet: Annotated[Path, typer.Option("--to-parquet", help="the Parquet file to write")],
 ) -> None:
     """Copy a JSON Lines file of events into a replay Parquet file (column `event`)."""
-    from streams.app.replay import ReplayError, export_parquet
+    from streams.replay import ReplayError, export_parquet
 
     try:
         rows = export_parquet(source, to_parquet)

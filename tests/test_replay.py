@@ -17,7 +17,9 @@ import orjson
 import pytest
 from typer.testing import CliRunner
 
-from streams.app.replay import (
+from streams.cli import app
+from streams.kafka_runtime import free_port
+from streams.replay import (
     BucketTask,
     ReplayInputError,
     ReplayOptions,
@@ -29,8 +31,6 @@ from streams.app.replay import (
     read_topic,
     run_replay,
 )
-from streams.cli import app
-from streams.kafka_runtime import free_port
 from streams.sources.importers.common import ImportReport
 from streams.sources.importers.la311 import read_la311
 from streams.sources.importers.sinks import write_jsonl

@@ -218,7 +218,7 @@ def case_sla_of(
     state: CaseState, facts: CaseFacts, policies: PolicySet
 ) -> tuple[CaseSla, CaseSlaRow, list[CycleRow]]:
     """A case's SLA evaluation (without ``now``) and its ``case_sla`` / ``case_cycles`` rows:
-    what the live case agent and a replay (``streams.app.replay``) both store."""
+    what the live case agent and a replay (``streams.replay``) both store."""
     evaluation = evaluate(state.events, policies)
     sla_row, cycles = sla_rows(facts, evaluation)
     return evaluation, sla_row, cycles

@@ -2,7 +2,7 @@
 
 chDB lets one process open a store, so ``civicpulse query``, ``civicpulse summary`` and
 ``civicpulse replay`` ask the worker that owns it, over loopback. A replay runs in a
-background thread of the worker (``streams.app.replay_service``) while the agents go on.
+background thread of the worker (``streams.replay.service``) while the agents go on.
 """
 
 from __future__ import annotations
@@ -23,9 +23,9 @@ from streams.access import (
     REPORT_PATH,
     SUMMARY_PATH,
 )
-from streams.app.replay_service import ReplayBusy, ReplayRequest, ReplayRequestError, ReplayRuns
 from streams.app.stats import PipelineStats
 from streams.observability.exposition import CONTENT_TYPE, render
+from streams.replay.service import ReplayBusy, ReplayRequest, ReplayRequestError, ReplayRuns
 from streams.reporting.monthly import monthly_report_data
 from streams.settings import Settings
 from streams.store import Store

@@ -19,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from streams.app.replay import (
+from streams.replay import (
     Progress,
     ReplayError,
     ReplayInterrupted,

@@ -1,0 +1,343 @@
+"""The replay as one job: record the generation, plan, fold the buckets (in parallel),
+write and checkpoint each bucket's rows, then switch. A replay that fails or is
+interrupted is recorded as failed and leaves the live tables untouched; rerun with the
+same id, it plans again and skips the buckets already written.
+"""
+
+from __future__ import annotations
+
+import collections
+import hashlib
+import itertools
+import multiprocessing
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from streams.core.sla.rows import (
+    CASE_CYCLES_TABLE,
+    CASE_SLA_COLUMNS,
+    CASE_SLA_TABLE,
+    CYCLE_COLUMNS,
+)
+from streams.replay.buckets import bucket_count, bucket_path
+from streams.replay.errors import ReplayError, ReplayInputError, ReplayInterrupted
+from streams.replay.fold import BucketResult, BucketTask, Invalid, _policies, fold_bucket
+from streams.replay.options import ReplayOptions
+from streams.replay.plan import plan
+from streams.replay.progress import Progress
+from streams.replay.sources import SourceData
+from streams.store import Store
+from streams.store import generations as gens
+from streams.store.rows import (
+    CASE_FACTS_TABLE,
+    CASE_FACTS_TABLE_COLUMNS,
+    DEAD_LETTER_COLUMNS,
+    DEAD_LETTERS_TABLE,
+    LATE_EVENT_COLUMNS,
+    LATE_EVENTS_TABLE,
+    SLA_ALERT_COLUMNS,
+    SLA_ALERTS_TABLE,
+)
+
+
+@dataclass(slots=True)
+class ReplayResult:
+    generation: gens.Generation
+    events: int
+    cases: int
+    dead_letters: int
+    late_events: int
+    alerts: int
+    seconds: float
+    resumed_buckets: int
+    switched: bool
+    buckets: int = 0
+
+    @property
+    def events_per_second(self) -> float:
+        return self.events / self.seconds if self.seconds > 0 else 0.0
+
+
+def policies_hash(path: str | None) -> str:
+    """SHA-256 over the policy file and the calendar files it uses."""
+    loaded = _policies(path)
+    digest = hashlib.sha256()
+    files = [loaded.source, *sorted(set(loaded.calendar_sources.values()))]
+    for name in files:
+        if name and os.path.isfile(name):
+            digest.update(name.encode())
+            digest.update(Path(name).read_bytes())
+    return digest.hexdigest()
+
+
+def run_replay(
+    dsn: str,
+    read_source: Callable[[Store], SourceData],
+    options: ReplayOptions,
+    progress: Progress | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> ReplayResult:
+    """Build a generation from a source and (unless ``options.switch`` is False) switch
+    the boards to it. A replay that fails or is interrupted (Ctrl-C, or ``should_stop``
+    returning True) is recorded as failed and leaves the live tables untouched; rerun
+    with the same id to resume."""
+    started = time.perf_counter()
+    live = Store.open(dsn)
+    generation_id = gens.check_id(options.generation)
+    existing = gens.get_generation(live.client, generation_id)
+    if existing is not None and existing.status not in (gens.RUNNING, gens.FAILED):
+        raise ReplayError(
+            f"generation {generation_id!r} is {existing.status}: use a new --id (or drop it first)"
+        )
+    hash_ = policies_hash(options.policies_path)
+    if existing is not None and existing.policies_hash != hash_:
+        raise ReplayError(
+            f"generation {generation_id!r} was started with other SLA policies: use a new --id"
+        )
+    generation = (
+        existing.but(status=gens.RUNNING, detail="resumed")
+        if existing is not None
+        else gens.new_generation(generation_id, "(reading the source)", hash_)
+    )
+    gens.record(live.client, generation)
+    work = (
+        Path(tempfile.mkdtemp(prefix=f"civicpulse-replay-{generation_id}-"))
+        if options.work_dir is None
+        else options.work_dir
+    )
+    try:
+        source = read_source(live)
+        generation = generation.but(source=source.name)
+        gens.record(live.client, generation)
+        replay = Store.open(dsn, database=generation.database)
+        result = _build(
+            live, replay, source, generation, options, progress, started, work, should_stop
+        )
+        if source.commit is not None:
+            source.commit()
+        return result
+    except BaseException as err:
+        interrupted = isinstance(err, KeyboardInterrupt | ReplayInterrupted)
+        gens.record(
+            live.client,
+            generation.but(
+                status=gens.FAILED,
+                finished_at=datetime.now(UTC),
+                detail="interrupted" if interrupted else str(err),
+            ),
+        )
+        raise
+    finally:
+        shutil.rmtree(work / "buckets" if options.work_dir is not None else work, True)
+
+
+def _build(
+    live: Store,
+    replay: Store,
+    source: SourceData,
+    generation: gens.Generation,
+    options: ReplayOptions,
+    progress: Progress | None,
+    started: float,
+    work: Path,
+    should_stop: Callable[[], bool] | None,
+) -> ReplayResult:
+    writer = replay.writer
+    saved = gens.load_checkpoint(replay.client, generation.generation)
+
+    def check_source() -> None:
+        if saved is not None and saved.fingerprint != source.fingerprint:
+            raise ReplayError(
+                f"generation {generation.generation!r} was started on another input "
+                f"({saved.source}): use a new --id or drop it"
+            )
+
+    if source.fingerprint:
+        check_source()
+    done_buckets = saved.buckets_done if saved is not None else 0
+    events_done = saved.events_done if saved is not None else 0
+    cases_done = saved.cases_done if saved is not None else 0
+    # The bucket count may depend on the source's estimate, which a topic knows once
+    # its first messages are read; a resumed replay keeps the count it started with.
+    events = iter(source.events)
+    first = next(events, None)
+    buckets = saved.buckets if saved is not None else bucket_count(options, source.estimate)
+    the_plan = plan(
+        source,
+        options,
+        work / "buckets",
+        buckets,
+        events=events if first is None else itertools.chain([first], events),
+        skip=done_buckets,
+        should_stop=should_stop,
+    )
+    check_source()  # the archive's fingerprint is known once it is read
+    total_events = the_plan.events
+    fold_done = sum(the_plan.counts[:done_buckets])
+    if progress is not None:
+        progress("fold", fold_done, total_events)
+    updated_at = datetime.now(UTC)
+    column_types: dict[str, Sequence[str]] = {
+        table: writer.column_types(table, names) for table, names in _TABLE_COLUMNS.items()
+    }
+    tasks = [
+        BucketTask(
+            bucket=b,
+            path=str(bucket_path(the_plan.directory, b)),
+            trusted=source.trusted,
+            policies_path=options.policies_path,
+            watermark=the_plan.watermark,
+            since=options.since,
+            until=options.until,
+            updated_at=updated_at,
+            generation=generation.generation,
+            column_types=column_types,
+        )
+        for b in range(done_buckets, buckets)
+    ]
+    bad: set[int] = set()
+    alerts = 0
+    for result in _fold_all(tasks, options.workers, should_stop):
+        if result.invalid and options.invalid == "stop":
+            _, reason, detail, _, position, _ = min(result.invalid)
+            raise ReplayInputError(f"{source.where(position)}: invalid event ({reason}): {detail}")
+        bad.update(index for index, *_ in result.invalid)
+        for table, columns in result.columns.items():
+            writer.write_columns(table, _TABLE_COLUMNS[table], columns)
+        alerts += len(result.columns[SLA_ALERTS_TABLE][0])
+        _write_dead_letters(writer, source, result.invalid, updated_at)
+        events_done += result.events
+        cases_done += result.cases
+        done_buckets = result.bucket + 1
+        fold_done += the_plan.counts[result.bucket]
+        gens.save_checkpoint(
+            replay.client,
+            gens.checkpoint(
+                generation.generation,
+                source.name,
+                source.fingerprint,
+                buckets,
+                done_buckets,
+                events_done,
+                cases_done,
+            ),
+        )
+        bucket_path(the_plan.directory, result.bucket).unlink(missing_ok=True)
+        if progress is not None:
+            progress("fold", fold_done, total_events)
+        if should_stop is not None and should_stop():
+            raise ReplayInterrupted("interrupted")
+    late_rows = [row for row in the_plan.late if row[0] not in bad]
+    if late_rows:
+        writer.write_columns(
+            LATE_EVENTS_TABLE,
+            LATE_EVENT_COLUMNS,
+            [
+                [r[1] for r in late_rows],
+                [r[2] for r in late_rows],
+                [r[3] for r in late_rows],
+                [r[4] for r in late_rows],
+                [r[5] for r in late_rows],
+                [(r[5] - r[4]).total_seconds() for r in late_rows],
+                [updated_at] * len(late_rows),
+            ],
+        )
+    dead_total = int(
+        replay.client.query("SELECT count() FROM dead_letters FINAL").result_rows[0][0]
+    )
+    finished = generation.but(
+        events=events_done,
+        cases=cases_done,
+        dead_letters=dead_total,
+        finished_at=datetime.now(UTC),
+        detail="built",
+    )
+    switched = False
+    if options.switch:
+        finished = gens.switch(live.client, live.client.database or "default", finished)
+        switched = True
+    else:
+        gens.record(live.client, finished)
+    return ReplayResult(
+        generation=finished,
+        events=events_done,
+        cases=cases_done,
+        dead_letters=dead_total,
+        late_events=len(late_rows),
+        alerts=alerts,
+        seconds=time.perf_counter() - started,
+        resumed_buckets=saved.buckets_done if saved is not None else 0,
+        switched=switched,
+        buckets=buckets,
+    )
+
+
+_TABLE_COLUMNS: dict[str, Sequence[str]] = {
+    CASE_FACTS_TABLE: CASE_FACTS_TABLE_COLUMNS,
+    CASE_SLA_TABLE: CASE_SLA_COLUMNS,
+    CASE_CYCLES_TABLE: CYCLE_COLUMNS,
+    SLA_ALERTS_TABLE: SLA_ALERT_COLUMNS,
+}
+
+
+def _write_dead_letters(
+    writer: Any, source: SourceData, invalid: Sequence[Invalid], received: datetime
+) -> None:
+    if not invalid:
+        return
+    rows = [
+        [
+            source.name,
+            -1,
+            index,
+            0,
+            "",
+            reason,
+            f"{source.where(position)}: {detail}",
+            raw,
+            case_id,
+            received,
+        ]
+        for index, reason, detail, case_id, position, raw in invalid
+    ]
+    writer.write_columns(
+        DEAD_LETTERS_TABLE, DEAD_LETTER_COLUMNS, [list(c) for c in zip(*rows, strict=True)]
+    )
+
+
+def _fold_all(
+    tasks: list[BucketTask], workers: int, should_stop: Callable[[], bool] | None = None
+) -> Iterator[BucketResult]:
+    """Bucket results in bucket order, folded in ``workers`` processes (1: in this one).
+
+    At most ``workers + 1`` buckets are in flight, so the results waiting to be written
+    stay bounded too."""
+    if workers <= 1 or len(tasks) <= 1:
+        for task in tasks:
+            yield fold_bucket(task)
+        return
+    # spawn: the parent may host an embedded ClickHouse engine, which must not be forked
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(workers) as pool:
+        queue = iter(tasks)
+        pending: collections.deque[Any] = collections.deque(
+            pool.apply_async(fold_bucket, (task,)) for task in itertools.islice(queue, workers + 1)
+        )
+        while pending:
+            head = pending[0]
+            while not head.ready():
+                head.wait(0.5)
+                if should_stop is not None and should_stop():
+                    raise ReplayInterrupted("interrupted")
+            pending.popleft()
+            following = next(queue, None)
+            if following is not None:
+                pending.append(pool.apply_async(fold_bucket, (following,)))
+            yield head.get()

@@ -1,0 +1,18 @@
+"""Why a replay stops: one base class, so callers (the command, the worker's replay
+service) catch every refusal with one ``except`` and show its message as it is.
+"""
+
+from __future__ import annotations
+
+
+class ReplayError(Exception):
+    """A replay cannot run as asked."""
+
+
+class ReplayInputError(ReplayError):
+    """The input is unreadable or holds an invalid event; the message names the file (or
+    topic) and the position."""
+
+
+class ReplayInterrupted(ReplayError):
+    """The replay was asked to stop (Ctrl-C, or a cancel through the worker)."""

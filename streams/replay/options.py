@@ -1,0 +1,33 @@
+"""What a replay is asked to do: the options the command, the worker's replay service and
+the benchmark set, read by the plan pass and the bucket count as well as the engine.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+
+
+@dataclass(slots=True)
+class ReplayOptions:
+    generation: str
+    policies_path: str | None = None
+    #: "stop": the first invalid event stops the replay naming its position;
+    #: "dead-letter": invalid events go to the replay database's dead_letters, counted
+    invalid: str = "stop"
+    since: datetime | None = None
+    until: datetime | None = None
+    #: case-hash buckets, at least; more when the source holds more than
+    #: ``buckets * bucket_events`` events (a resumed replay keeps its first count)
+    buckets: int = 16
+    #: target events per bucket: a fold process holds one bucket in memory
+    bucket_events: int = 200_000
+    workers: int = 1
+    #: the partitions the live worker's case topic has (late_events are per partition)
+    partitions: int = 4
+    late_grace: timedelta = timedelta(days=1)
+    switch: bool = True
+    #: where the bucket spill files go (``<work_dir>/buckets``); default: a temporary
+    #: directory. Removed when the replay ends, rebuilt by a resume.
+    work_dir: Path | None = None

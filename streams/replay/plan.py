@@ -1,0 +1,138 @@
+"""The plan pass: the one read of the source. It spills each event to its case's bucket
+and finds the late events, which depend on source order across cases (per-partition
+watermarks) and so cannot be found bucket by bucket. An event without even a case id
+stops the replay here, before anything is written.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from streams.app.steps import partition_for
+from streams.contract import InvalidEvent, decode_event
+from streams.replay.buckets import _RECORD, SPILL_BUFFER, bucket_path
+from streams.replay.errors import ReplayInputError, ReplayInterrupted
+from streams.replay.options import ReplayOptions
+from streams.replay.progress import PROGRESS_EVERY
+from streams.replay.sources import Position, SourceData
+
+
+def _event_time(text: Any) -> datetime | None:
+    if not isinstance(text, str):
+        return None
+    try:
+        at = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    if at.tzinfo is None:
+        return None
+    at = at.astimezone(UTC)
+    return at.replace(microsecond=at.microsecond // 1000 * 1000)
+
+
+@dataclass(slots=True)
+class _Plan:
+    directory: Path
+    #: events spilled to each bucket's file
+    counts: list[int]
+    #: (index, case_id, event_id, type, occurred_at, watermark) of late events
+    late: list[tuple[int, str, str, str, datetime, datetime]]
+    watermark: datetime | None
+    events: int
+
+
+def plan(
+    source: SourceData,
+    options: ReplayOptions,
+    directory: Path,
+    buckets: int,
+    events: Iterable[tuple[bytes, Position]] | None = None,
+    skip: int = 0,
+    should_stop: Callable[[], bool] | None = None,
+) -> _Plan:
+    """Spill each raw event to its case's bucket file; find late events in source order.
+
+    Memory: the per-partition watermarks and the late events, whatever the input size.
+    Buckets below ``skip`` (already written by an interrupted run) are counted, not
+    spilled. An event that is not even a JSON object with a case id stops the replay
+    here (mode "stop"), before anything is written; in "dead-letter" mode it goes to
+    bucket 0, where validation turns it into a dead letter with its reason.
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    files: list[Any] = [
+        None if b < skip else bucket_path(directory, b).open("wb", buffering=SPILL_BUFFER)
+        for b in range(buckets)
+    ]
+    counts = [0] * buckets
+    watermarks: dict[int, datetime] = {}
+    late: list[tuple[int, str, str, str, datetime, datetime]] = []
+    newest: datetime | None = None
+    grace = options.late_grace
+    since, until = options.since, options.until
+    partitions = options.partitions
+    loads = orjson.loads
+    pack = _RECORD.pack
+    crc32 = zlib.crc32
+    index = -1
+    try:
+        for index, (raw, position) in enumerate(source.events if events is None else events):
+            if should_stop is not None and not index % PROGRESS_EVERY and should_stop():
+                raise ReplayInterrupted("interrupted")
+            try:
+                doc = loads(raw)
+                case_id = doc["case_id"]
+                if not isinstance(case_id, str):
+                    raise TypeError
+            except Exception:
+                if options.invalid == "stop":
+                    _stop_at(source, position, raw)
+                bucket = 0
+                doc = None
+            else:
+                bucket = crc32(case_id.encode()) % buckets
+            counts[bucket] += 1
+            out = files[bucket]
+            if out is not None:
+                out.write(pack(index, *position, len(raw)))
+                out.write(raw)
+            if doc is None:
+                continue
+            at = _event_time(doc.get("occurred_at"))
+            if at is None:
+                continue
+            if since is not None and at < since:
+                continue
+            if until is not None and at >= until:
+                continue
+            if newest is None or at > newest:
+                newest = at
+            partition = partition_for(case_id, partitions)
+            mark = watermarks.get(partition)
+            if mark is None or at > mark:
+                watermarks[partition] = at
+            elif mark - at > grace:
+                late.append(
+                    (index, case_id, str(doc.get("event_id")), str(doc.get("type")), at, mark)
+                )
+    finally:
+        for out in files:
+            if out is not None:
+                out.close()
+    return _Plan(directory, counts, late, newest, index + 1)
+
+
+def _stop_at(source: SourceData, position: Position, raw: bytes) -> None:
+    try:
+        decode_event(raw)
+    except InvalidEvent as err:
+        raise ReplayInputError(
+            f"{source.where(position)}: invalid event ({err.reason}): {err.detail}"
+        ) from None
+    raise ReplayInputError(f"{source.where(position)}: invalid event")

@@ -1,0 +1,357 @@
+"""Where a replay's events come from: a JSON Lines or Parquet file, a Kafka topic, or the
+live raw archive, each read once, streaming, in source order (never all in memory), and
+each able to name where a bad event is (file line, Parquet row, topic offset, archive
+row) so a replay that stops on it points at it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from streams.contract.framing import split_items
+from streams.replay.errors import ReplayInputError
+from streams.replay.progress import PROGRESS_EVERY, Progress
+from streams.store import Store
+from streams.store.client import open_private_client
+
+FILE_SUFFIXES = (".jsonl", ".ndjson", ".parquet")
+#: the column of a replay Parquet file: one event's JSON per row
+PARQUET_COLUMN = "event"
+
+
+#: where an event is in its source, as up to three numbers (file line; Parquet row;
+#: topic partition, offset, line; archive row): rendered by ``SourceData.where``
+Position = tuple[int, int, int]
+
+
+@dataclass(slots=True)
+class SourceData:
+    """A source's raw events, read once, in source order (never all in memory)."""
+
+    name: str  # what the generation record shows: file:..., topic:..., archive
+    #: (raw event, position) in source order; iterated once
+    events: Iterable[tuple[bytes, Position]]
+    #: human position of an event (file:line, topic/partition/offset/line, ...)
+    where: Callable[[Position], str]
+    #: equal for an unchanged source (resume check); a source that only knows it once
+    #: read (the archive) sets it when ``events`` is exhausted
+    fingerprint: str
+    #: how many events the source probably holds (chooses the bucket count), or None;
+    #: a topic sets it once its first messages are read
+    estimate: int | None = None
+    #: events already validated by the live ingest step (the archive): decoded with the
+    #: trusted fast path ``decode_validated``, which still dead-letters malformed bytes
+    trusted: bool = False
+    #: topic sources: offsets to commit in the replay's consumer group when done
+    commit: Callable[[], None] | None = None
+
+
+def read_file(path: Path, progress: Progress | None = None) -> SourceData:
+    """A JSON Lines (``.jsonl``, ``.ndjson``: one event per line) or Parquet (``.parquet``:
+    one string column ``event`` holding each event's JSON) file, read as it is replayed."""
+    suffix = path.suffix.lower()
+    if suffix not in FILE_SUFFIXES:
+        raise ReplayInputError(
+            f"{path}: unknown format {suffix or '(no suffix)'!r}: replay reads "
+            f"{', '.join(FILE_SUFFIXES)} files"
+        )
+    if not path.is_file():
+        raise ReplayInputError(f"{path}: no such file")
+    stat = path.stat()
+    fingerprint = f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
+    if suffix == ".parquet":
+        return _read_parquet(path, fingerprint, progress)
+    lines = _count_lines(path)
+    return SourceData(
+        name=f"file:{path}",
+        events=_jsonl_events(path, lines, progress),
+        where=lambda at: f"{path}:{at[0]}",
+        fingerprint=fingerprint,
+        estimate=lines,
+    )
+
+
+def _count_lines(path: Path) -> int:
+    count = 0
+    last = b"\n"
+    with path.open("rb") as stream:
+        while chunk := stream.read(1 << 22):
+            count += chunk.count(b"\n")
+            last = chunk[-1:]
+    return count + (last != b"\n")
+
+
+def _jsonl_events(
+    path: Path, lines: int, progress: Progress | None
+) -> Iterator[tuple[bytes, Position]]:
+    done = 0
+    with path.open("rb", buffering=1 << 20) as stream:
+        for number, line in enumerate(stream, start=1):
+            line = line.rstrip(b"\r\n")
+            if line.strip():
+                done += 1
+                yield line, (number, 0, 0)
+                if progress is not None and not done % PROGRESS_EVERY:
+                    progress("read", done, lines)
+    if progress is not None:
+        progress("read", done, done)
+
+
+def _read_parquet(path: Path, fingerprint: str, progress: Progress | None) -> SourceData:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        parquet = pq.ParquetFile(path)
+    except (pa.ArrowException, OSError) as err:
+        raise ReplayInputError(f"{path}: not a readable Parquet file: {err}") from err
+    names = parquet.schema_arrow.names
+    if PARQUET_COLUMN not in names:
+        raise ReplayInputError(
+            f"{path}: a replay Parquet file has a string column {PARQUET_COLUMN!r} holding "
+            f"each event's JSON; found columns {names}"
+        )
+    total = parquet.metadata.num_rows
+
+    def events() -> Iterator[tuple[bytes, Position]]:
+        row = 0
+        for group in range(parquet.num_row_groups):  # one row group in memory at a time
+            try:
+                column = parquet.read_row_group(group, columns=[PARQUET_COLUMN]).column(0)
+            except (pa.ArrowException, OSError) as err:
+                raise ReplayInputError(
+                    f"{path}: row group {group} (from row {row + 1}) is unreadable "
+                    f"(truncated or corrupt Parquet): {err}"
+                ) from err
+            for value in column.to_pylist():
+                row += 1
+                if value is None:
+                    yield b"", (row, 0, 0)
+                else:
+                    yield (value.encode() if isinstance(value, str) else bytes(value)), (row, 0, 0)
+            if progress is not None:
+                progress("read", row, total)
+
+    return SourceData(
+        name=f"file:{path}",
+        events=events(),
+        where=lambda at: f"{path}: row {at[0]}",
+        fingerprint=fingerprint,
+        estimate=total,
+    )
+
+
+def export_parquet(source: Path, target: Path, rows_per_group: int = 100_000) -> int:
+    """Copy a JSON Lines file of events into a replay Parquet file; returns the rows."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    schema = pa.schema([(PARQUET_COLUMN, pa.string())])
+    rows = 0
+    with pq.ParquetWriter(target, schema, compression="zstd") as writer:
+        group: list[str] = []
+        for raw, _ in read_file(source).events:
+            group.append(raw.decode())
+            if len(group) >= rows_per_group:
+                writer.write_table(pa.table({PARQUET_COLUMN: pa.array(group, pa.string())}))
+                rows += len(group)
+                group = []
+        if group or not rows:
+            writer.write_table(pa.table({PARQUET_COLUMN: pa.array(group, pa.string())}))
+            rows += len(group)
+    return rows
+
+
+def read_topic(
+    bootstrap: str,
+    topic: str,
+    group: str,
+    from_offset: int | None = None,
+    to_offset: int | None = None,
+    progress: Progress | None = None,
+) -> SourceData:
+    """Every event of ``topic`` from ``from_offset`` (default: the beginning) up to
+    ``to_offset`` included (default: the end when the replay started), in every
+    partition, through the consumer group ``group``, read batch by batch as it is
+    replayed."""
+    loop = asyncio.new_event_loop()
+    try:
+        consumer, tps, start, stop = loop.run_until_complete(
+            _open_topic(bootstrap, topic, group, from_offset, to_offset)
+        )
+    except BaseException:
+        loop.close()
+        raise
+    total = sum(max(0, stop[tp] - start[tp]) for tp in tps)
+    fingerprint = f"{topic}|" + ",".join(f"{tp.partition}:{start[tp]}-{stop[tp]}" for tp in tps)
+    data = SourceData(
+        name=f"topic:{topic}",
+        events=iter(()),
+        where=lambda at: "topic {}/partition {}/offset {}/line {}".format(topic, *at),
+        fingerprint=fingerprint,
+        estimate=total,
+        commit=lambda: asyncio.run(_commit(bootstrap, group, topic, stop)),
+    )
+
+    def events() -> Iterator[tuple[bytes, Position]]:
+        pending = {tp for tp in tps if stop[tp] > start[tp]}
+        done = 0
+        items = 0
+        try:
+            while pending:
+                batch = loop.run_until_complete(
+                    consumer.getmany(*pending, timeout_ms=1000, max_records=20_000)
+                )
+                out: list[tuple[bytes, Position]] = []
+                for tp, messages in batch.items():
+                    for message in messages:
+                        if message.offset >= stop[tp]:
+                            pending.discard(tp)
+                            break
+                        headers = [(k, bytes(v)) for k, v in message.headers or ()]
+                        for line, item in split_items(message.value or b"", headers):
+                            out.append((item, (tp.partition, message.offset, line)))
+                        done += 1
+                        if message.offset + 1 >= stop[tp]:
+                            pending.discard(tp)
+                items += len(out)
+                if done and data.estimate == total:
+                    data.estimate = total * items // done  # messages may carry batches
+                if progress is not None:
+                    progress("read", done, total)
+                yield from out
+        finally:
+            loop.run_until_complete(consumer.stop())
+            loop.close()
+
+    data.events = events()
+    return data
+
+
+async def _open_topic(
+    bootstrap: str, topic: str, group: str, from_offset: int | None, to_offset: int | None
+) -> tuple[Any, list[Any], dict[Any, int], dict[Any, int]]:
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap,
+        group_id=group,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        max_partition_fetch_bytes=8 * 1024 * 1024,
+        fetch_max_bytes=64 * 1024 * 1024,
+    )
+    await consumer.start()
+    try:
+        partitions = await _partitions(bootstrap, topic)
+        if not partitions:
+            raise ReplayInputError(f"topic {topic}: no such topic (or no partitions)")
+        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+        consumer.assign(tps)
+        beginnings = await consumer.beginning_offsets(tps)
+        ends = await consumer.end_offsets(tps)
+        start: dict[Any, int] = {}
+        stop: dict[Any, int] = {}
+        for tp in tps:
+            start[tp] = max(beginnings[tp], from_offset or 0)
+            stop[tp] = ends[tp] if to_offset is None else min(ends[tp], to_offset + 1)
+            consumer.seek(tp, start[tp])
+    except BaseException:
+        await consumer.stop()
+        raise
+    return consumer, tps, start, stop
+
+
+async def _partitions(bootstrap: str, topic: str) -> set[int]:
+    """The topic's partitions (empty when it does not exist)."""
+    from aiokafka import AIOKafkaProducer
+    from aiokafka.errors import KafkaError
+
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+    await producer.start()
+    try:
+        found: set[int] = set(await producer.partitions_for(topic))
+        return found
+    except KafkaError:
+        return set()
+    finally:
+        await producer.stop()
+
+
+async def _commit(bootstrap: str, group: str, topic: str, stop: dict[Any, int]) -> None:
+    from aiokafka import AIOKafkaConsumer
+
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False
+    )
+    await consumer.start()
+    try:
+        consumer.assign(list(stop))
+        await consumer.commit(dict(stop.items()))
+    finally:
+        await consumer.stop()
+
+
+def read_archive(
+    store: Store,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    progress: Progress | None = None,
+) -> SourceData:
+    """The raw archive (``events`` of the live database), in ingestion order, streamed
+    block by block through a client of its own (the store's client stays free for the
+    live worker's writes)."""
+    conditions = ["1"]
+    params: dict[str, Any] = {}
+    if since is not None:
+        conditions.append("occurred_at >= {since:DateTime64(3, 'UTC')}")
+        params["since"] = since
+    if until is not None:
+        conditions.append("occurred_at < {until:DateTime64(3, 'UTC')}")
+        params["until"] = until
+    where = " AND ".join(conditions)
+    total = int(
+        store.client.query(
+            f"SELECT count() FROM events FINAL WHERE {where}", parameters=params
+        ).result_rows[0][0]
+    )
+    database = store.client.database or "default"
+    data = SourceData(
+        name=f"archive:{database}.events",
+        events=iter(()),
+        where=lambda at: f"archive row {at[0]}",
+        fingerprint="",
+        estimate=total,
+        trusted=True,
+    )
+
+    def events() -> Iterator[tuple[bytes, Position]]:
+        client = open_private_client(store.dsn, database=database)
+        digest = hashlib.sha256()
+        row = 0
+        try:
+            with client.query_column_block_stream(
+                f"SELECT event_json FROM events FINAL WHERE {where} "
+                "ORDER BY ingested_at, kafka_partition, kafka_offset, case_id, event_id",
+                parameters=params,
+            ) as blocks:
+                for block in blocks:
+                    for value in block[0]:
+                        raw = value.encode() if isinstance(value, str) else bytes(value)
+                        digest.update(raw)
+                        row += 1
+                        yield raw, (row, 0, 0)
+                    if progress is not None:
+                        progress("read", row, total)
+        finally:
+            client.close()
+        data.fingerprint = f"{since}|{until}|{row}|{digest.hexdigest()}"
+
+    data.events = events()
+    return data
