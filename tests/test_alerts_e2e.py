@@ -37,12 +37,11 @@ from tests.workers import WorkerProcess
 pytestmark = pytest.mark.integration
 
 
-
 def quick_policy(first_response: str, resolution: str) -> str:
     """Wall-clock targets short enough for the whole life of an alert to fit in a test."""
     return (
         "version: 1\ntitle: alert test tiers\npolicies:\n"
-        "  - id: quick\n    match: {category: \"*\"}\n    thresholds: [0.5, 0.75, 0.9]\n"
+        '  - id: quick\n    match: {category: "*"}\n    thresholds: [0.5, 0.75, 0.9]\n'
         f"    first_response: {{clock: wall, within: {first_response}}}\n"
         f"    resolution: {{clock: wall, within: {resolution}}}\n"
     )
@@ -73,6 +72,23 @@ class CaseBuilder:
         ]
 
 
+def alert_worker(kafka_broker: Any, tmp_path: Path, policy: str, **env: str) -> WorkerProcess:
+    """A worker on ``policy`` whose alert timer ticks every 0.25 s, its topics created."""
+    policy_file = tmp_path / "policies.yaml"
+    policy_file.write_text(policy)
+    worker = WorkerProcess(
+        bootstrap=kafka_broker.bootstrap,
+        data_dir=tmp_path / "data",
+        extra_env={
+            "CIVICPULSE_SLA_POLICIES": str(policy_file),
+            "CIVICPULSE_ALERT_TICK_SECONDS": "0.25",
+            **env,
+        },
+    )
+    worker.ensure_topics()
+    return worker
+
+
 def send(bootstrap: str, topic: str, events: list[Event]) -> None:
     messages = [Emitted(e.case_id.encode(), encode_event(e), "valid") for e in events]
     assert asyncio.run(produce(bootstrap, topic, messages)) == len(messages)
@@ -88,6 +104,7 @@ def read_alerts(bootstrap: str, topic: str, partitions: int) -> list[dict[str, A
             await consumer.seek_to_beginning(*tps)
             ends = await consumer.end_offsets(tps)
             out: list[dict[str, Any]] = []
+
             async def behind() -> bool:
                 return any([await consumer.position(tp) < ends[tp] for tp in tps])
 
@@ -113,22 +130,14 @@ def metric_value(worker: WorkerProcess, name: str, **labels: str) -> float:
     return total
 
 
-def test_alerts_fire_on_time_exactly_once_across_a_crash(
-    kafka_broker: Any, tmp_path: Path
-) -> None:
-    policy_file = tmp_path / "policies.yaml"
-    policy_file.write_text(quick_policy("8s", "20s"))
-    policies = load_policies(policy_file)
-    worker = WorkerProcess(
-        bootstrap=kafka_broker.bootstrap,
-        data_dir=tmp_path / "data",
-        extra_env={
-            "CIVICPULSE_SLA_POLICIES": str(policy_file),
-            "CIVICPULSE_ALERT_TICK_SECONDS": "0.25",
-            "CIVICPULSE_KAFKA_SESSION_TIMEOUT_SECONDS": "6",
-        },
+def test_alerts_fire_on_time_exactly_once_across_a_crash(kafka_broker: Any, tmp_path: Path) -> None:
+    worker = alert_worker(
+        kafka_broker,
+        tmp_path,
+        quick_policy("8s", "20s"),
+        CIVICPULSE_KAFKA_SESSION_TIMEOUT_SECONDS="6",
     )
-    worker.ensure_topics()
+    policies = load_policies(Path(worker.extra_env["CIVICPULSE_SLA_POLICIES"]))
     raw = worker.topic("events.raw")
     alert_topic = worker.topic("sla.alerts")
     worker.start()
@@ -220,9 +229,7 @@ def test_alerts_fire_on_time_exactly_once_across_a_crash(
         assert metric_value(worker, "civicpulse_sla_open_cases", agency="roads") == 0
         assert metric_value(worker, "civicpulse_sla_alerts_emitted_total") > 0
         # Every series of the one registry is exposed, and nothing outside it.
-        families = {
-            line.split()[2] for line in scrape.splitlines() if line.startswith("# HELP ")
-        }
+        families = {line.split()[2] for line in scrape.splitlines() if line.startswith("# HELP ")}
         ours = {f for f in families if f.startswith("civicpulse_")}
         assert ours == {
             spec.name + ("_total" if spec.kind == "counter" else "") for spec in registry.ALL

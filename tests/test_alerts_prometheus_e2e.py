@@ -13,8 +13,7 @@ import pytest
 
 from streams.contract import FirstContactPayload, ResolvedPayload
 from tests.monitoring import WebhookReceiver, monitoring_stack
-from tests.test_alerts_e2e import CaseBuilder, quick_policy, send
-from tests.workers import WorkerProcess
+from tests.test_alerts_e2e import CaseBuilder, alert_worker, quick_policy, send
 
 pytestmark = pytest.mark.integration
 
@@ -24,17 +23,7 @@ BREACHES = "CivicpulseSlaOpenBreaches"
 def test_breaches_page_the_agency_through_prometheus_and_alertmanager_then_resolve(
     kafka_broker: Any, tmp_path: Path
 ) -> None:
-    policy_file = tmp_path / "policies.yaml"
-    policy_file.write_text(quick_policy("3s", "6s"))
-    worker = WorkerProcess(
-        bootstrap=kafka_broker.bootstrap,
-        data_dir=tmp_path / "data",
-        extra_env={
-            "CIVICPULSE_SLA_POLICIES": str(policy_file),
-            "CIVICPULSE_ALERT_TICK_SECONDS": "0.25",
-        },
-    )
-    worker.ensure_topics()
+    worker = alert_worker(kafka_broker, tmp_path, quick_policy("3s", "6s"))
     raw = worker.topic("events.raw")
     worker.start()
     try:
