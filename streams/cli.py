@@ -8,8 +8,6 @@ import sys
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 
 from streams import kafka_runtime
@@ -17,6 +15,7 @@ from streams.cli_alerts import alerts_app
 from streams.cli_dashboards import dashboards_app
 from streams.cli_import import import_app
 from streams.cli_ops import ops_app
+from streams.cli_output import console, fail
 from streams.cli_replay import replay_app
 from streams.logs import configure
 from streams.settings import Settings
@@ -31,8 +30,6 @@ app.add_typer(ops_app, name="ops")
 app.add_typer(import_app, name="import")
 app.add_typer(dashboards_app, name="dashboards")
 app.add_typer(replay_app, name="replay")
-console = Console()
-err_console = Console(stderr=True)
 
 
 def _settings() -> Settings:
@@ -41,17 +38,13 @@ def _settings() -> Settings:
     return settings
 
 
-def _fail(message: str) -> typer.Exit:
-    err_console.print(f"[bold red]error:[/] {escape(message)}")
-    return typer.Exit(code=1)
-
 
 def resolve_bootstrap(settings: Settings) -> str:
     if settings.kafka_bootstrap:
         return settings.kafka_bootstrap
     recorded = kafka_runtime.recorded_bootstrap(settings.kafka_dir)
     if recorded is None:
-        raise _fail(
+        raise fail(
             "no Kafka broker: start the local one with `civicpulse kafka up`, "
             "or set CIVICPULSE_KAFKA_BOOTSTRAP"
         )
@@ -71,7 +64,7 @@ def kafka_up() -> None:
             settings.kafka_dir, port=settings.kafka_port, heap=settings.kafka_heap
         )
     except kafka_runtime.KafkaRuntimeError as err:
-        raise _fail(str(err)) from err
+        raise fail(str(err)) from err
     console.print(f"Kafka up at [bold]{info.bootstrap}[/] (pid {info.pid}, logs {info.log_file})")
 
 
@@ -103,7 +96,7 @@ def _policies(path: str | None) -> Any:
     try:
         return load_policies(path) if path else load_policies()
     except PolicyError as err:
-        raise _fail(str(err)) from err
+        raise fail(str(err)) from err
 
 
 @sla_app.command("check")
@@ -149,7 +142,7 @@ def worker() -> None:
     try:
         run_worker(settings, resolve_bootstrap(settings))
     except PolicyError as err:
-        raise _fail(f"SLA policies rejected: {err}") from err
+        raise fail(f"SLA policies rejected: {err}") from err
 
 
 @app.command()
@@ -227,7 +220,7 @@ def query(
     try:
         columns, rows = run_query(settings, sql)
     except StoreAccessError as err:
-        raise _fail(str(err)) from err
+        raise fail(str(err)) from err
     if as_json:
         for row in rows:
             sys.stdout.write(json.dumps(dict(zip(columns, row, strict=True)), default=str) + "\n")
@@ -268,7 +261,7 @@ def report(
     try:
         data = report_data(settings, month)
     except StoreAccessError as err:
-        raise _fail(str(err)) from err
+        raise fail(str(err)) from err
     target = Path(out or f"report-{data['month']}.html")
     target.write_text(render_report(data), encoding="utf-8")
     city = data.get("city") or {}

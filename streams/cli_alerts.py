@@ -9,13 +9,12 @@ import sys
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 
 from streams.app.topology import ALERTS
+from streams.cli_output import console, fail
 
 alerts_app = typer.Typer(no_args_is_help=True, help="SLA alerts (warnings and breaches).")
-console = Console()
 
 _STYLE = {"sla.breached": "bold red", "sla.warning": "yellow"}
 
@@ -40,11 +39,11 @@ def tail(
 ) -> None:
     """Show alerts as the workers raise them. Ctrl-C stops."""
     from streams.alerts_tail import tail_alerts
-    from streams.cli import _fail, _settings, resolve_bootstrap
+    from streams.cli import _settings, resolve_bootstrap
 
     for kind in alert_type or []:
         if kind not in _STYLE:
-            raise _fail(f"unknown alert type {kind!r}: use sla.warning or sla.breached")
+            raise fail(f"unknown alert type {kind!r}: use sla.warning or sla.breached")
     settings = _settings()
     bootstrap = resolve_bootstrap(settings)
     topic = settings.topic(ALERTS)

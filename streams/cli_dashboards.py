@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.markup import escape
+
+from streams.cli_output import console, fail
 
 REPO = Path(__file__).resolve().parents[1]
 JSON_DIR = REPO / "dashboards" / "json"
@@ -24,17 +24,11 @@ FOLDER_UID = "civicpulse"
 FOLDER_TITLE = "civicpulse"
 
 dashboards_app = typer.Typer(no_args_is_help=True, help="Grafana boards: generate and publish.")
-console = Console()
-err_console = Console(stderr=True)
 
 
 class PublishError(RuntimeError):
     """Publishing failed: unreachable Grafana, refused token, or a rejected board."""
 
-
-def _fail(message: str) -> typer.Exit:
-    err_console.print(f"[bold red]error:[/] {escape(message)}")
-    return typer.Exit(code=1)
 
 
 def load_boards(directory: Path) -> list[dict[str, Any]]:
@@ -114,7 +108,7 @@ def build_command(
     try:
         build: Any = importlib.import_module("dashboards.build")
     except ModuleNotFoundError as err:
-        raise _fail(f"the board sources are not here ({err}): run from the repository") from err
+        raise fail(f"the board sources are not here ({err}): run from the repository") from err
     code = int(build.main(["--check"] if check else []))
     if code:
         raise typer.Exit(code=code)
@@ -134,5 +128,5 @@ def publish_command(
     try:
         uids = publish(url, token, load_boards(directory), folder_uid=folder_uid, timeout=timeout)
     except PublishError as err:
-        raise _fail(str(err)) from err
+        raise fail(str(err)) from err
     console.print(f"published {len(uids)} boards to {url} (folder {folder_uid}): {', '.join(uids)}")

@@ -14,18 +14,16 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from streams.cli_output import console, err_console, fail
 from streams.sources.importers.common import ImportedEvent, ImportFormatError, ImportReport
 
 import_app = typer.Typer(
     no_args_is_help=True,
     help="Import public open data (LA 311, Open311) as events of the contract.",
 )
-console = Console()
-err_console = Console(stderr=True)
 
 ToTopic = Annotated[
     bool, typer.Option("--to-topic", help="produce to the raw topic of the Kafka broker")
@@ -48,14 +46,10 @@ EventsPerMessage = Annotated[
 ]
 
 
-def _fail(message: str) -> typer.Exit:
-    err_console.print(f"[bold red]error:[/] {escape(message)}")
-    return typer.Exit(code=1)
-
 
 def _check_sink(to_topic: bool, out: Path | None, replay: bool = False) -> None:
     if [to_topic, out is not None, replay].count(True) != 1:
-        raise _fail("give exactly one of --to-topic, --out FILE.jsonl or --replay")
+        raise fail("give exactly one of --to-topic, --out FILE.jsonl or --replay")
 
 
 def _replay_source(path: Path) -> Path:
@@ -159,19 +153,19 @@ def _run(
 
     _check_sink(to_topic, out, replay)
     if not path.is_file():
-        raise _fail(f"{path}: no such file")
+        raise fail(f"{path}: no such file")
     if replay:
         out = _replay_source(path)
     try:
         with _byte_progress(path) as on_bytes:
             written, where = _deliver(make_events(on_bytes), to_topic, out, events_per_message)
     except ImportFormatError as err:
-        raise _fail(str(err)) from err
+        raise fail(str(err)) from err
     if rejects is not None:
         write_rejects(report, rejects)
     _summary(report, written, where, rejects)
     if not report.balanced():  # pragma: no cover - an importer bug, never the data
-        raise _fail("records read != imported + rejected")
+        raise fail("records read != imported + rejected")
     if replay and out is not None:
         from streams.cli_replay import run as replay_run
 
@@ -229,4 +223,4 @@ def import_open311(
     try:
         _run(report, events, file, to_topic, out, rejects, events_per_message, replay)
     except ValueError as err:  # a bad --case-prefix
-        raise _fail(str(err)) from err
+        raise fail(str(err)) from err

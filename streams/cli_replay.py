@@ -15,21 +15,16 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+
+from streams.cli_output import console, err_console, fail
 
 replay_app = typer.Typer(
     no_args_is_help=True,
     help="Recompute every derived table from events into a new generation (docs/replay.md).",
 )
-console = Console()
-err_console = Console(stderr=True)
 
-
-def _fail(message: str) -> typer.Exit:
-    err_console.print(f"[bold red]error:[/] {escape(message)}")
-    return typer.Exit(code=1)
 
 
 @contextmanager
@@ -139,13 +134,13 @@ def run(
             switch=not no_switch,
         ).absolute()
     except ReplayRequestError as err:
-        raise _fail(str(err)) from err
+        raise fail(str(err)) from err
     answer = None
     if settings.embedded_clickhouse:
         try:
             answer = ask_worker(settings, "POST", REPLAY_PATH, request.to_json())
         except StoreAccessError as err:
-            raise _fail(f"the worker refused the replay: {err}") from err
+            raise fail(f"the worker refused the replay: {err}") from err
     if answer is not None:
         summary = _run_in_worker(settings, request.generation)
     else:
@@ -181,11 +176,11 @@ def _run_here(settings: Any, request: Any) -> dict[str, Any]:
         try:
             result = run_replay(settings.clickhouse_dsn, read, options, progress)
         except (ReplayError, StoreError) as err:
-            raise _fail(
+            raise fail(
                 f"replay {options.generation} failed, live tables untouched: {err}"
             ) from err
         except KeyboardInterrupt:
-            raise _fail(_interrupted(options.generation)) from None
+            raise fail(_interrupted(options.generation)) from None
     return result_summary(result)
 
 
@@ -212,9 +207,9 @@ def _run_in_worker(settings: Any, generation: str) -> dict[str, Any]:
         try:
             answer = ask_worker(settings, "GET", path)
         except StoreAccessError as err:
-            raise _fail(f"replay {generation}: {err}") from err
+            raise fail(f"replay {generation}: {err}") from err
         if answer is None:
-            raise _fail(
+            raise fail(
                 f"replay {generation}: the worker stopped answering; see `civicpulse replay "
                 f"list`, resume with --id {generation}"
             )
@@ -238,11 +233,11 @@ def _run_in_worker(settings: Any, generation: str) -> dict[str, Any]:
                     time.sleep(POLL_SECONDS)
             except StoreAccessError:
                 pass
-            raise _fail(_interrupted(generation)) from None
+            raise fail(_interrupted(generation)) from None
     if state["status"] == "interrupted":
-        raise _fail(_interrupted(generation))
+        raise fail(_interrupted(generation))
     if state["status"] != "succeeded":
-        raise _fail(f"replay {generation} failed, live tables untouched: {state['error']}")
+        raise fail(f"replay {generation} failed, live tables untouched: {state['error']}")
     result: dict[str, Any] = state["result"]
     return result
 
@@ -257,7 +252,7 @@ def _open_or_ask(settings: Any, method: str, path: str) -> tuple[Any, Any]:
         try:
             answer = ask_worker(settings, method, path)
         except StoreAccessError as err:
-            raise _fail(str(err)) from err
+            raise fail(str(err)) from err
         if answer is not None:
             return answer, None
     return None, Store.open(settings.clickhouse_dsn)
@@ -317,7 +312,7 @@ def drop(replay_id: Annotated[str, typer.Argument(help="a retired or failed gene
         try:
             detail = drop_generation(store.client, replay_id).detail
         except GenerationError as err:
-            raise _fail(str(err)) from err
+            raise fail(str(err)) from err
     console.print(f"dropped generation {replay_id} ({detail})")
 
 
@@ -332,5 +327,5 @@ def export(
     try:
         rows = export_parquet(source, to_parquet)
     except ReplayError as err:
-        raise _fail(str(err)) from err
+        raise fail(str(err)) from err
     console.print(f"{rows:,} events written to {to_parquet}")

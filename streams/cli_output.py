@@ -1,0 +1,17 @@
+"""What every ``civicpulse`` sub-command prints with: the consoles and the one error form
+(``error: ...`` on standard error, exit code 1)."""
+
+from __future__ import annotations
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+def fail(message: str) -> typer.Exit:
+    """Print ``message`` as an error; ``raise`` the result to exit with code 1."""
+    err_console.print(f"[bold red]error:[/] {escape(message)}")
+    return typer.Exit(code=1)
