@@ -28,6 +28,7 @@ from typing import Any, Union, cast, get_args, get_origin
 import pytest
 from clickhouse_connect.driver.exceptions import DatabaseError, OperationalError, ProgrammingError
 
+from streams.contract.alerts import ALERT_SCHEMA_PATH
 from streams.core.facts import CASE_FACT_COLUMNS, CaseFacts
 from streams.store import Store
 from streams.store.client import (
@@ -58,6 +59,7 @@ from streams.store.rows import (
     CASE_FACTS_TABLE_COLUMNS,
     DEAD_LETTER_COLUMNS,
     EVENT_COLUMNS,
+    SLA_ALERT_COLUMNS,
     DeadLetterRow,
     EventRow,
     SlaAlertRow,
@@ -410,6 +412,13 @@ def test_case_facts_table_matches_case_facts(client: Client) -> None:
 def test_events_and_dead_letters_tables_match_rows(client: Client) -> None:
     assert tuple(name for name, _ in table_columns(client, "events")) == EVENT_COLUMNS
     assert tuple(name for name, _ in table_columns(client, "dead_letters")) == DEAD_LETTER_COLUMNS
+
+
+def test_alert_table_row_and_message_schema_name_the_same_fields(client: Client) -> None:
+    assert tuple(name for name, _ in table_columns(client, "sla_alerts")) == SLA_ALERT_COLUMNS
+    schema = json.loads(ALERT_SCHEMA_PATH.read_text())
+    assert set(schema["required"]) - {"schema_version"} == set(SLA_ALERT_COLUMNS)
+    assert set(schema["properties"]) == set(schema["required"])
 
 
 # --- the writer ----------------------------------------------------------------------------------

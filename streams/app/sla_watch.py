@@ -20,13 +20,16 @@ from streams.core.sla.alerts import ALERT_DIMENSIONS, SlaAlert, due_alerts
 from streams.core.sla.calendar import to_us
 from streams.core.sla.clock import CaseSla, evaluate
 from streams.core.sla.policy import PolicySet
+from streams.observability.registry import SLA_LABELS
 
 #: a case's current state by id (the worker's cache, then its table)
 StateSource = Callable[[str], CaseState | None]
 
 
 def labels_of(facts: CaseFacts) -> Labels:
-    return (facts.agency, facts.district, facts.category, facts.urgency)
+    """The case's gauge labels, in the registry's order."""
+    agency, district, category, urgency = (str(getattr(facts, name)) for name in SLA_LABELS)
+    return (agency, district, category, urgency)
 
 
 def dimensions_of(facts: CaseFacts) -> dict[str, str]:

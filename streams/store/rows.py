@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from streams.core.facts import CASE_FACT_COLUMNS
@@ -93,14 +93,12 @@ class SlaAlertRow:
     @classmethod
     def from_document(cls, doc: dict[str, Any]) -> SlaAlertRow:
         """From a decoded, schema-valid alert message."""
-
-        def instant(text: str) -> datetime:
-            return datetime.fromisoformat(text).astimezone(UTC)
+        from streams.contract.alerts import parse_instant
 
         values = {name: doc[name] for name in SLA_ALERT_COLUMNS}
-        values["fired_at"] = instant(doc["fired_at"])
-        values["emitted_at"] = instant(doc["emitted_at"])
-        values["due_at"] = instant(doc["due_at"]) if doc["due_at"] is not None else None
+        values["fired_at"] = parse_instant(doc["fired_at"])
+        values["emitted_at"] = parse_instant(doc["emitted_at"])
+        values["due_at"] = parse_instant(doc["due_at"]) if doc["due_at"] is not None else None
         return cls(**values)
 
 

@@ -89,8 +89,8 @@ def due_alerts(
     stopped after it or still runs. Instants unknown because of an open pause raise
     nothing (the clock is stopped).
     """
-    dims = tuple((name, (dimensions or {}).get(name, "")) for name in ALERT_DIMENSIONS)
     alerts: list[SlaAlert] = []
+    dims: tuple[tuple[str, str], ...] | None = None  # built for the first alert only
     for target, cycle, clock in _clocks(case_sla):
         ended = clock.ended_at
         fired: list[tuple[AlertType, float, datetime]] = [
@@ -105,6 +105,8 @@ def due_alerts(
             key = alert_id(case_sla.case_id, target, cycle, alert_type, threshold)
             if key in known:
                 continue
+            if dims is None:
+                dims = tuple((n, (dimensions or {}).get(n, "")) for n in ALERT_DIMENSIONS)
             alerts.append(
                 SlaAlert(
                     alert_id=key,
