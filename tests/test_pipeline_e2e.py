@@ -122,6 +122,15 @@ def test_store_matches_oracle_and_survives_redelivery(
         )
         assert_facts_match(worker, expected)
         assert_dead_letters(worker, malformed)
+        # Prometheus and the live summary count from the same stats.
+        scrape = httpx.get(worker.url("/metrics"), timeout=30).text
+        dead = sum(
+            float(line.rsplit(" ", 1)[1])
+            for line in scrape.splitlines()
+            if line.startswith("civicpulse_dead_letters_total{")
+        )
+        summary = httpx.get(worker.url("/civicpulse/summary"), timeout=30).json()["pipeline"]
+        assert dead == summary["dead_letters"] == len(malformed)
         late = expected_late_events(history.emitted, worker.partitions)
         assert late, "the history should hold events later than the grace period"
         stored_late = worker.query("SELECT event_id FROM late_events FINAL")[1]

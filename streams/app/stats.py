@@ -1,9 +1,12 @@
-"""In-process pipeline counters, served by the worker's web view for the live summary."""
+"""In-process pipeline counters: the live summary's numbers, and the source of the matching
+Prometheus counters (``streams.observability.exposition.StatsCollector``), so the two
+cannot disagree."""
 
 from __future__ import annotations
 
 import time
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -12,7 +15,7 @@ from typing import Any
 class PipelineStats:
     started: float = field(default_factory=time.time)
     raw_in: int = 0
-    dead_letters: int = 0
+    dead_by_reason: dict[str, int] = field(default_factory=dict)
     events_processed: int = 0
     duplicates: int = 0
     late_events: int = 0
@@ -21,9 +24,18 @@ class PipelineStats:
     last_batch_seconds: float = 0.0
     _recent: deque[tuple[float, int]] = field(default_factory=lambda: deque(maxlen=120))
 
-    def ingested(self, count: int, dead: int, seconds: float) -> None:
+    @property
+    def dead_letters(self) -> int:
+        return sum(self.dead_by_reason.values())
+
+    def ingested(self, count: int) -> None:
+        """Events read from the raw topic, valid or not."""
         self.raw_in += count
-        self.dead_letters += dead
+
+    def dead_lettered(self, reasons: Iterable[str]) -> None:
+        """Events sent to the dead-letter topic (by either agent), by reason."""
+        for reason in reasons:
+            self.dead_by_reason[reason] = self.dead_by_reason.get(reason, 0) + 1
 
     def processed(
         self, count: int, facts: int, duplicates: int, seconds: float, late: int = 0

@@ -37,7 +37,7 @@ from streams.core.case_state import CaseState
 from streams.core.sla.policy import PolicySet
 from streams.core.state_codec import decode_state
 from streams.logs import get_logger
-from streams.observability.exposition import SlaCaseCollector, WriterCollector
+from streams.observability.exposition import SlaCaseCollector, StatsCollector, WriterCollector
 from streams.observability.registry import WorkerMetrics
 from streams.settings import Settings
 from streams.store import Store
@@ -143,6 +143,7 @@ def build_app(
     watch = SlaWatch(index, emitter, policies) if policies is not None else None
     metrics.registry.register(SlaCaseCollector(index))
     metrics.registry.register(WriterCollector(store.writer.stats))
+    metrics.registry.register(StatsCollector(stats))
     #: (topic, partition) -> offset of the last message an agent finished
     finished: dict[tuple[str, int], int] = {}
 
@@ -210,8 +211,8 @@ def build_app(
         return await asyncio.get_running_loop().run_in_executor(None, fn, *args)
 
     async def send_dead_letters(dead: Sequence[DeadLetterRow]) -> None:
+        stats.dead_lettered(row.reason for row in dead)
         for row in dead:
-            metrics.dead_letters.labels(row.reason).inc()
             await dead_topic.send(
                 key=row.key.encode() or None,
                 value=row.raw,
@@ -245,8 +246,7 @@ def build_app(
                 if result.dead:
                     await send_dead_letters(result.dead)
                 seconds = time.perf_counter() - started
-                stats.ingested(len(result.valid) + len(result.dead), len(result.dead), seconds)
-                metrics.events_received.inc(len(result.valid) + len(result.dead))
+                stats.ingested(len(result.valid) + len(result.dead))
                 metrics.batch_seconds.labels("ingest").observe(seconds)
             note_finished(batch)
             metrics.last_batch.labels("ingest").set(time.time())
@@ -318,8 +318,6 @@ def build_app(
             finally:
                 _current_event.reset(token)
         seconds = time.perf_counter() - started
-        metrics.events_processed.inc(len(validated.valid))
-        metrics.late_events.inc(len(late))
         metrics.batch_seconds.labels("cases").observe(seconds)
         stats.processed(
             len(validated.valid),

@@ -12,9 +12,14 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from streams.app.alert_index import AlertIndex
+from streams.app.stats import PipelineStats
 from streams.observability.registry import (
     AT_RISK_CASES,
     BREACHED_CASES,
+    DEAD_LETTERS,
+    EVENTS_PROCESSED,
+    EVENTS_RECEIVED,
+    LATE_EVENTS,
     OPEN_CASES,
     ROWS_WRITTEN,
     SLA_LABELS,
@@ -41,6 +46,23 @@ class SlaCaseCollector(Collector):
             yield family
 
 
+class StatsCollector(Collector):
+    """Event counters from ``PipelineStats``, which the live summary shows too."""
+
+    def __init__(self, stats: PipelineStats) -> None:
+        self.stats = stats
+
+    def collect(self) -> Iterator[Metric]:
+        stats = self.stats
+        for spec, value in (
+            (EVENTS_RECEIVED, stats.raw_in),
+            (EVENTS_PROCESSED, stats.events_processed),
+            (LATE_EVENTS, stats.late_events),
+        ):
+            yield CounterMetricFamily(spec.name, spec.help, value=value)
+        yield _per_label(DEAD_LETTERS, dict(stats.dead_by_reason))
+
+
 class WriterCollector(Collector):
     """From ``BatchWriter.stats()``."""
 
@@ -49,14 +71,15 @@ class WriterCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         stats = self.stats()
-        yield _per_table(ROWS_WRITTEN, stats.get("rows_written", {}))
-        yield _per_table(WRITE_ERRORS, stats.get("write_errors_by_table", {}))
+        yield _per_label(ROWS_WRITTEN, stats.get("rows_written", {}))
+        yield _per_label(WRITE_ERRORS, stats.get("write_errors_by_table", {}))
 
 
-def _per_table(spec: MetricSpec, values: Mapping[str, int]) -> CounterMetricFamily:
+def _per_label(spec: MetricSpec, values: Mapping[str, int]) -> CounterMetricFamily:
+    """A counter with one label (table, reason): one sample per value."""
     family = CounterMetricFamily(spec.name, spec.help, labels=spec.labels)
-    for table, value in sorted(values.items()):
-        family.add_metric([table], value)
+    for label, value in sorted(values.items()):
+        family.add_metric([label], value)
     return family
 
 

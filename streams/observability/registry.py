@@ -149,14 +149,11 @@ BATCH_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 @dataclass
 class WorkerMetrics:
-    """The instruments a worker updates. The SLA case gauges and the ClickHouse write
-    counters are computed at scrape time (streams.observability.exposition)."""
+    """The instruments a worker updates. The event counters (from the pipeline stats), the
+    SLA case gauges and the ClickHouse write counters are computed at scrape time
+    (streams.observability.exposition)."""
 
     registry: CollectorRegistry
-    events_received: Counter
-    events_processed: Counter
-    dead_letters: Counter
-    late_events: Counter
     batch_seconds: Histogram
     last_batch: Gauge
     consumer_lag: Gauge
@@ -174,10 +171,6 @@ class WorkerMetrics:
 
         return cls(
             registry=reg,
-            events_received=counter(EVENTS_RECEIVED),
-            events_processed=counter(EVENTS_PROCESSED),
-            dead_letters=counter(DEAD_LETTERS),
-            late_events=counter(LATE_EVENTS),
             batch_seconds=Histogram(
                 BATCH_SECONDS.name,
                 BATCH_SECONDS.help,
