@@ -43,7 +43,8 @@ def dead_letters_by_reason_sql() -> str:
 def freshness_sql() -> str:
     """Event time to stored: ``ingested_at - occurred_at`` of the events stored per interval
     (``ingested_at`` is when the worker folded the event; its insert follows in the same
-    batch)."""
+    batch). Only events that came through Kafka: a replay that archives a file's history
+    (``kafka_partition`` -1) would show years of lag that no live event had."""
     return (
         "SELECT $__timeInterval(ingested_at) AS time,\n"
         "    quantiles(0.5, 0.95, 0.99)(lag_s) AS q,\n"
@@ -53,7 +54,7 @@ def freshness_sql() -> str:
         "        (toUnixTimestamp64Milli(ingested_at) - toUnixTimestamp64Milli(occurred_at))"
         " / 1000 AS lag_s\n"
         "    FROM events\n"
-        "    WHERE $__timeFilter(ingested_at)\n"
+        "    WHERE $__timeFilter(ingested_at) AND kafka_partition >= 0\n"
         ")\n"
         "GROUP BY time\n"
         "ORDER BY time"
