@@ -38,7 +38,6 @@ def _settings() -> Settings:
     return settings
 
 
-
 def resolve_bootstrap(settings: Settings) -> str:
     if settings.kafka_bootstrap:
         return settings.kafka_bootstrap

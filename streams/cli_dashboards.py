@@ -30,7 +30,6 @@ class PublishError(RuntimeError):
     """Publishing failed: unreachable Grafana, refused token, or a rejected board."""
 
 
-
 def load_boards(directory: Path) -> list[dict[str, Any]]:
     files = sorted(directory.glob("*.json"))
     if not files:

@@ -46,7 +46,6 @@ EventsPerMessage = Annotated[
 ]
 
 
-
 def _check_sink(to_topic: bool, out: Path | None, replay: bool = False) -> None:
     if [to_topic, out is not None, replay].count(True) != 1:
         raise fail("give exactly one of --to-topic, --out FILE.jsonl or --replay")

@@ -26,7 +26,6 @@ replay_app = typer.Typer(
 )
 
 
-
 @contextmanager
 def _progress_bars() -> Iterator[Callable[[str, int, int | None], None]]:
     """Rich progress bars (events/s and ETA) on stderr, one per phase."""
@@ -107,6 +106,14 @@ def run(
     no_switch: Annotated[
         bool, typer.Option("--no-switch", help="build the generation, do not switch to it")
     ] = False,
+    archive: Annotated[
+        bool | None,
+        typer.Option(
+            "--archive/--no-archive",
+            help="add the events to the live raw archive at the switch, so later replays "
+            "from the archive hold them (default: yes for files, no for topics)",
+        ),
+    ] = None,
 ) -> None:
     """Replay events into a new generation of the derived tables, then switch the boards
     to it. Interrupted or failed: rerun with the same --id to resume. With the embedded
@@ -132,6 +139,7 @@ def run(
             buckets=max(1, buckets),
             bucket_events=max(1, bucket_events),
             switch=not no_switch,
+            archive=archive,
         ).absolute()
     except ReplayRequestError as err:
         raise fail(str(err)) from err
@@ -158,6 +166,7 @@ def run(
     table.add_row("seconds", f"{summary['seconds']:,.1f}")
     table.add_row("events/s", f"{summary['events_per_second']:,.0f}")
     table.add_row("switched", "yes" if summary["switched"] else "no (--no-switch)")
+    table.add_row("added to the archive", f"{summary['archived']:,}")
     table.add_row("ran in", "the worker" if answer is not None else "this process")
     console.print(table)
 
@@ -176,9 +185,7 @@ def _run_here(settings: Any, request: Any) -> dict[str, Any]:
         try:
             result = run_replay(settings.clickhouse_dsn, read, options, progress)
         except (ReplayError, StoreError) as err:
-            raise fail(
-                f"replay {options.generation} failed, live tables untouched: {err}"
-            ) from err
+            raise fail(f"replay {options.generation} failed, live tables untouched: {err}") from err
         except KeyboardInterrupt:
             raise fail(_interrupted(options.generation)) from None
     return result_summary(result)

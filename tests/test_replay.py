@@ -294,9 +294,12 @@ def test_bad_input_stops_naming_file_and_position_and_leaves_live_untouched(
 ) -> None:
     dsn = dsn_of(chdb_dir)
     good = write_lines(tmp_path / "good.jsonl", small_history)
-    run_replay(dsn, file_source(good), ReplayOptions(generation="good"))
+    run_replay(dsn, file_source(good), ReplayOptions(generation="good", archive=True))
     live = Store.open(dsn).client
     before = snapshot(live)
+    archive_sql = "SELECT count(), sum(cityHash64(event_json)) FROM events FINAL"
+    archived = rows(live, archive_sql)
+    assert archived[0][0] == len({orjson.loads(line)["event_id"] for line in small_history})
 
     middle = len(small_history) // 2
     corrupt = list(small_history)
@@ -311,7 +314,11 @@ def test_bad_input_stops_naming_file_and_position_and_leaves_live_untouched(
     invalid[middle] = orjson.dumps(doc)
     path = write_lines(tmp_path / "invalid.jsonl", invalid)
     with pytest.raises(ReplayInputError, match=rf"invalid\.jsonl:{middle + 1}: .*schema"):
-        run_replay(dsn, file_source(path), ReplayOptions(generation="invalid", buckets=1))
+        run_replay(
+            dsn, file_source(path), ReplayOptions(generation="invalid", buckets=1, archive=True)
+        )
+    # the events before the bad one were folded, not archived: the live archive is as it was
+    assert rows(live, archive_sql) == archived
 
     parquet = tmp_path / "events.parquet"
     assert export_parquet(good, parquet, rows_per_group=500) == len(small_history)
@@ -326,6 +333,7 @@ def test_bad_input_stops_naming_file_and_position_and_leaves_live_untouched(
         run_replay(dsn, file_source(unknown), ReplayOptions(generation="unknown"))
 
     assert snapshot(live) == before
+    assert rows(live, archive_sql) == archived
     states = {g.generation: g.status for g in list_generations(live)}
     assert states["good"] == "active"
     assert {states[g] for g in ("corrupt", "invalid", "truncated", "unknown")} == {"failed"}
@@ -408,6 +416,54 @@ def test_small_buckets_spill_to_files_and_give_the_same_tables(
     assert "items" not in BucketTask.__dataclass_fields__
 
 
+def test_a_file_replay_archives_its_events_and_the_archive_replays_them_alike(
+    chdb_dir: Path, tmp_path: Path, small_history: list[bytes]
+) -> None:
+    """A history that only ever was a file (an import) joins the live archive at the
+    switch, so a later replay from the archive (after a policy fix, say) still holds it
+    and gives the same tables."""
+    dsn = dsn_of(chdb_dir)
+    path = write_lines(tmp_path / "history.jsonl", small_history)
+    built = run_replay(
+        dsn, file_source(path), ReplayOptions(generation="built", switch=False, archive=True)
+    )
+    live = Store.open(dsn).client
+    assert built.archived == 0
+    assert rows(live, "SELECT count() FROM events") == [(0,)], "not switched, not archived"
+    distinct = {(d["case_id"], d["event_id"]) for d in map(orjson.loads, small_history)}
+    assert len(distinct) < len(small_history)  # the history holds duplicates
+    in_generation = rows(live, "SELECT count() FROM {db}.events FINAL", "civicpulse_replay_built")
+    assert in_generation == [(len(distinct),)]
+
+    result = run_replay(dsn, file_source(path), ReplayOptions(generation="file", archive=True))
+    assert result.archived == len(distinct)
+    assert rows(
+        live,
+        "SELECT count(), countIf(kafka_partition = -1), uniqExact(ingested_at) FROM events FINAL",
+    ) == [(len(distinct), len(distinct), 1)]
+    # the archived copies are the file's lines, numbered by line (the archive's order)
+    lines = rows(live, "SELECT kafka_offset, event_json FROM events FINAL")
+    assert all(small_history[number - 1] == text.encode() for number, text in lines)
+    from_file = snapshot(live)
+    late_from_file = rows(live, LATE_SQL)
+
+    again = run_replay(dsn, read_archive, ReplayOptions(generation="from_archive"))
+    assert again.events == len(distinct) and again.archived == 0
+    assert snapshot(live) == from_file
+    assert rows(live, LATE_SQL) == late_from_file
+
+
+def test_archive_defaults_per_source() -> None:
+    from streams.replay.service import ReplayRequest, ReplayRequestError
+
+    assert ReplayRequest(from_file="/tmp/events.jsonl").archive is True
+    assert ReplayRequest(from_file="/tmp/events.jsonl", archive=False).archive is False
+    assert ReplayRequest(from_topic="civicpulse.raw").archive is False
+    assert ReplayRequest(from_archive=True).archive is False
+    with pytest.raises(ReplayRequestError, match="--archive"):
+        ReplayRequest(from_archive=True, archive=True)
+
+
 @pytest.mark.integration
 def test_import_straight_into_a_replay(
     chdb_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -425,5 +481,10 @@ def test_import_straight_into_a_replay(
     live = Store.open(dsn_of(chdb_dir)).client
     assert rows(live, "SELECT count(), sum(version) FROM case_facts FINAL") == [(9_982, 39_866)]
     assert rows(live, "SELECT count() FROM generations WHERE status = 'active'") == [(1,)]
+    # the imported history is in the raw archive, for later replays from it
+    assert rows(live, "SELECT count(), countIf(kafka_partition = -1) FROM events FINAL") == [
+        (39_866, 39_866)
+    ]
+    assert "added to the archive" in result.output
     both = CliRunner().invoke(app, ["import", "la311", str(source), "--replay", "--to-topic"])
     assert both.exit_code == 1 and "exactly one of" in both.output

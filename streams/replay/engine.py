@@ -40,6 +40,8 @@ from streams.store.rows import (
     CASE_FACTS_TABLE_COLUMNS,
     DEAD_LETTER_COLUMNS,
     DEAD_LETTERS_TABLE,
+    EVENT_COLUMNS,
+    EVENTS_TABLE,
     LATE_EVENT_COLUMNS,
     LATE_EVENTS_TABLE,
     SLA_ALERT_COLUMNS,
@@ -59,6 +61,8 @@ class ReplayResult:
     resumed_buckets: int
     switched: bool
     buckets: int = 0
+    #: events added to the live raw archive at the switch (``ReplayOptions.archive``)
+    archived: int = 0
 
     @property
     def events_per_second(self) -> float:
@@ -199,6 +203,8 @@ def _build(
             updated_at=updated_at,
             generation=generation.generation,
             column_types=column_types,
+            archive=options.archive,
+            kafka_positions=source.kafka,
         )
         for b in range(done_buckets, buckets)
     ]
@@ -260,9 +266,14 @@ def _build(
         detail="built",
     )
     switched = False
+    archived = 0
     if options.switch:
-        finished = gens.switch(live.client, live.client.database or "default", finished)
+        live_database = live.client.database or "default"
+        finished = gens.switch(live.client, live_database, finished)
         switched = True
+        if options.archive:
+            # After the switch: a replay that failed before it archived nothing.
+            archived = gens.copy_archive(live.client, live_database, generation.database)
     else:
         gens.record(live.client, finished)
     return ReplayResult(
@@ -276,6 +287,7 @@ def _build(
         resumed_buckets=saved.buckets_done if saved is not None else 0,
         switched=switched,
         buckets=buckets,
+        archived=archived,
     )
 
 
@@ -284,6 +296,7 @@ _TABLE_COLUMNS: dict[str, Sequence[str]] = {
     CASE_SLA_TABLE: CASE_SLA_COLUMNS,
     CASE_CYCLES_TABLE: CYCLE_COLUMNS,
     SLA_ALERTS_TABLE: SLA_ALERT_COLUMNS,
+    EVENTS_TABLE: EVENT_COLUMNS,
 }
 
 

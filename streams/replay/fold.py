@@ -32,8 +32,11 @@ from streams.replay.buckets import read_bucket
 from streams.replay.sources import Position
 from streams.store.rows import (
     CASE_FACTS_TABLE,
+    EVENT_COLUMNS,
+    EVENTS_TABLE,
     SLA_ALERT_COLUMNS,
     SLA_ALERTS_TABLE,
+    EventRow,
 )
 
 #: (index in the source, reason, detail, case_id, position, raw) of an invalid event
@@ -76,6 +79,11 @@ class BucketTask:
     generation: str
     #: table -> ClickHouse types of its columns (DateTime64 ones are sent as ticks)
     column_types: dict[str, Sequence[str]] = field(default_factory=dict)
+    #: also return the valid events as raw-archive (``events``) rows
+    archive: bool = False
+    #: positions are Kafka (partition, offset, line): archived with them, as the live
+    #: ingest step does; other sources are archived as partition -1, offset = position
+    kafka_positions: bool = False
 
 
 def fold_bucket(task: BucketTask) -> BucketResult:
@@ -89,6 +97,7 @@ def fold_bucket(task: BucketTask) -> BucketResult:
     since, until = task.since, task.until
     by_case: dict[str, list[Event]] = {}
     events = 0
+    archived: list[tuple[Event, bytes, Position]] | None = [] if task.archive else None
     for index, position, raw in read_bucket(Path(task.path)):
         try:
             event = decode(raw)
@@ -105,7 +114,11 @@ def fold_bucket(task: BucketTask) -> BucketResult:
         else:
             found.append(event)
         events += 1
+        if archived is not None:
+            archived.append((event, raw, position))
     result.events = events
+    if archived is not None:
+        result.columns[EVENTS_TABLE] = _archive_columns(archived, task)
     facts_rows: list[Any] = []
     sla_rows_: list[Any] = []
     cycle_rows: list[Any] = []
@@ -151,6 +164,30 @@ def fold_bucket(task: BucketTask) -> BucketResult:
     _as_ticks(result.columns, task.column_types)
     result.seconds = time.perf_counter() - started
     return result
+
+
+def _archive_columns(
+    archived: Sequence[tuple[Event, bytes, Position]], task: BucketTask
+) -> list[list[Any]]:
+    """The valid events as ``events`` rows, received at the replay's start: a later
+    replay from the archive reads them in this source's order."""
+    kafka = task.kafka_positions
+    rows = [
+        EventRow(
+            event.event_id,
+            event.case_id,
+            event.type,
+            event.occurred_at,
+            event.source,
+            event.schema_version,
+            raw.decode(),
+            task.updated_at,
+            position[0] if kafka else -1,
+            position[1] if kafka else position[0],
+        )
+        for event, raw, position in archived
+    ]
+    return _columns(rows, EVENT_COLUMNS)
 
 
 #: SlaAlertRow's dimension columns, in its order (between policy_id and worker)

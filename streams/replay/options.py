@@ -28,6 +28,10 @@ class ReplayOptions:
     partitions: int = 4
     late_grace: timedelta = timedelta(days=1)
     switch: bool = True
+    #: also add the valid events to the live raw archive (``events``) at the switch, so
+    #: a later replay from the archive holds them: for sources the live ingest step has
+    #: not archived (files, imports)
+    archive: bool = False
     #: where the bucket spill files go (``<work_dir>/buckets``); default: a temporary
     #: directory. Removed when the replay ends, rebuilt by a resume.
     work_dir: Path | None = None

@@ -63,6 +63,8 @@ class ReplayRequest:
     buckets: int = 16
     bucket_events: int = 200_000
     switch: bool = True
+    #: add the events to the live archive at the switch (default: for files only)
+    archive: bool | None = None
 
     def __post_init__(self) -> None:
         if not self.generation:
@@ -72,6 +74,10 @@ class ReplayRequest:
                 "give exactly one of --from-file, --from-topic, --from-archive"
             )
         self.invalid = self.invalid or ("stop" if self.from_file is not None else "dead-letter")
+        if self.archive is None:
+            self.archive = self.from_file is not None
+        if self.archive and self.from_archive:
+            raise ReplayRequestError("--archive: a replay from the archive reads it already")
         if self.invalid not in INVALID_MODES:
             raise ReplayRequestError("--invalid is stop or dead-letter")
         try:
@@ -129,6 +135,7 @@ def options_for(request: ReplayRequest, settings: Settings) -> ReplayOptions:
         partitions=settings.topic_partitions,
         late_grace=timedelta(seconds=settings.late_grace_seconds),
         switch=request.switch,
+        archive=bool(request.archive),
         work_dir=settings.data_dir.resolve() / "replay" / request.generation,
     )
 
@@ -169,6 +176,7 @@ def result_summary(result: ReplayResult) -> dict[str, Any]:
         "seconds": result.seconds,
         "events_per_second": result.events_per_second,
         "switched": result.switched,
+        "archived": result.archived,
     }
 
 

@@ -50,6 +50,8 @@ class SourceData:
     trusted: bool = False
     #: topic sources: offsets to commit in the replay's consumer group when done
     commit: Callable[[], None] | None = None
+    #: positions are Kafka (partition, offset, line in a batch message)
+    kafka: bool = False
 
 
 def read_file(path: Path, progress: Progress | None = None) -> SourceData:
@@ -197,6 +199,7 @@ def read_topic(
         fingerprint=fingerprint,
         estimate=total,
         commit=lambda: asyncio.run(_commit(bootstrap, group, topic, stop)),
+        kafka=True,
     )
 
     def events() -> Iterator[tuple[bytes, Position]]:

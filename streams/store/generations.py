@@ -259,6 +259,21 @@ def switch(client: Client, live_database: str, generation: Generation) -> Genera
     return active
 
 
+def copy_archive(client: Client, live_database: str, replay_database: str) -> int:
+    """Add the raw events a replay archived in its own database to the live archive;
+    returns how many distinct events that is. ``events`` keeps one row per case and event
+    id (ReplacingMergeTree): duplicates, and events the live archive already holds, count
+    once in ``FINAL`` queries, as the live ingest step's duplicates do."""
+    count = int(
+        client.query(f"SELECT count() FROM `{replay_database}`.`events` FINAL").result_rows[0][0]
+    )
+    if count:
+        client.command(
+            f"INSERT INTO `{live_database}`.`events` SELECT * FROM `{replay_database}`.`events`"
+        )
+    return count
+
+
 def drop(client: Client, generation: str) -> Generation:
     """Drop a retired or failed generation's database; refuse the active one."""
     found = get_generation(client, generation)
