@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from multiprocessing.pool import Pool
 from pathlib import Path
 from typing import Any
 
@@ -116,13 +117,16 @@ def run_replay(
         if options.work_dir is None
         else options.work_dir
     )
+    # Started before the source is read and planned: the fold processes import and load
+    # the policies on the core the single-process plan pass leaves idle.
+    pool = _fold_pool(options)
     try:
         source = read_source(live)
         generation = generation.but(source=source.name)
         gens.record(live.client, generation)
         replay = Store.open(dsn, database=generation.database)
         result = _build(
-            live, replay, source, generation, options, progress, started, work, should_stop
+            live, replay, source, generation, options, progress, started, work, should_stop, pool
         )
         if source.commit is not None:
             source.commit()
@@ -139,6 +143,7 @@ def run_replay(
         )
         raise
     finally:
+        _close_pool(pool)
         shutil.rmtree(work / "buckets" if options.work_dir is not None else work, True)
 
 
@@ -152,6 +157,7 @@ def _build(
     started: float,
     work: Path,
     should_stop: Callable[[], bool] | None,
+    pool: Pool | None,
 ) -> ReplayResult:
     writer = replay.writer
     saved = gens.load_checkpoint(replay.client, generation.generation)
@@ -210,7 +216,7 @@ def _build(
     ]
     bad: set[int] = set()
     alerts = 0
-    for result in _fold_all(tasks, options.workers, should_stop):
+    for result in _fold_all(tasks, pool, options.workers, should_stop):
         if result.invalid and options.invalid == "stop":
             _, reason, detail, _, position, _ = min(result.invalid)
             raise ReplayInputError(f"{source.where(position)}: invalid event ({reason}): {detail}")
@@ -325,32 +331,46 @@ def _write_dead_letters(
     )
 
 
+def _fold_pool(options: ReplayOptions) -> Pool | None:
+    if options.workers <= 1:
+        return None
+    # spawn: the parent may host an embedded ClickHouse engine, which must not be forked
+    context = multiprocessing.get_context("spawn")
+    return context.Pool(options.workers, initializer=_policies, initargs=(options.policies_path,))
+
+
+def _close_pool(pool: Pool | None) -> None:
+    if pool is not None:
+        pool.terminate()
+        pool.join()
+
+
 def _fold_all(
-    tasks: list[BucketTask], workers: int, should_stop: Callable[[], bool] | None = None
+    tasks: list[BucketTask],
+    pool: Pool | None,
+    workers: int,
+    should_stop: Callable[[], bool] | None = None,
 ) -> Iterator[BucketResult]:
-    """Bucket results in bucket order, folded in ``workers`` processes (1: in this one).
+    """Bucket results in bucket order, folded in ``pool``'s processes (None: in this one).
 
     At most ``workers + 1`` buckets are in flight, so the results waiting to be written
     stay bounded too."""
-    if workers <= 1 or len(tasks) <= 1:
+    if pool is None or len(tasks) <= 1:
         for task in tasks:
             yield fold_bucket(task)
         return
-    # spawn: the parent may host an embedded ClickHouse engine, which must not be forked
-    context = multiprocessing.get_context("spawn")
-    with context.Pool(workers) as pool:
-        queue = iter(tasks)
-        pending: collections.deque[Any] = collections.deque(
-            pool.apply_async(fold_bucket, (task,)) for task in itertools.islice(queue, workers + 1)
-        )
-        while pending:
-            head = pending[0]
-            while not head.ready():
-                head.wait(0.5)
-                if should_stop is not None and should_stop():
-                    raise ReplayInterrupted("interrupted")
-            pending.popleft()
-            following = next(queue, None)
-            if following is not None:
-                pending.append(pool.apply_async(fold_bucket, (following,)))
-            yield head.get()
+    queue = iter(tasks)
+    pending: collections.deque[Any] = collections.deque(
+        pool.apply_async(fold_bucket, (task,)) for task in itertools.islice(queue, workers + 1)
+    )
+    while pending:
+        head = pending[0]
+        while not head.ready():
+            head.wait(0.5)
+            if should_stop is not None and should_stop():
+                raise ReplayInterrupted("interrupted")
+        pending.popleft()
+        following = next(queue, None)
+        if following is not None:
+            pending.append(pool.apply_async(fold_bucket, (following,)))
+        yield head.get()
