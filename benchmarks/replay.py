@@ -10,6 +10,8 @@ producers send). Then, on the same machine and broker:
   (the ceiling of anything that reads Kafka from Python);
 - replay from the file and replay from the topic, each into a fresh embedded
   ClickHouse, switch included: events/s = events read / wall time of ``run_replay``;
+  the file once more with ``archive=True`` (what ``civicpulse replay run --from-file``
+  does by default: its events are added to the live raw archive);
 - replay from the archive: the valid events written to a fresh store's ``events`` table
   (as the live worker archives them), then replayed from it (trusted decoding).
 
@@ -136,6 +138,18 @@ def main() -> None:
             print(
                 f"replay from file ({args.workers} processes):  {file_rate:>10,.0f} events/s"
                 f"  ({file_rate / raw:.2f} x raw consume)"
+            )
+            started = time.perf_counter()
+            result = run_replay(
+                f"chdb://{root / 'ch-file-archived'}",
+                lambda _store: read_file(path),
+                ReplayOptions(generation="bench_file_archived", archive=True, **options),  # type: ignore[arg-type]
+            )
+            archived_rate = result.events / (time.perf_counter() - started)
+            close_clients()
+            print(
+                f"replay from file, archived (the command's default for files): "
+                f"{archived_rate:>10,.0f} events/s  ({archived_rate / raw:.2f} x raw consume)"
             )
             started = time.perf_counter()
             result = run_replay(
