@@ -27,7 +27,9 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer
 
@@ -37,7 +39,14 @@ from streams import kafka_runtime
 from streams.contract import InvalidEvent, decode_event
 from streams.contract.framing import split_items
 from streams.kafka_runtime.topics import ensure_topics_sync
-from streams.replay import ReplayOptions, read_archive, read_file, read_topic, run_replay
+from streams.replay import (
+    ReplayOptions,
+    SourceData,
+    read_archive,
+    read_file,
+    read_topic,
+    run_replay,
+)
 from streams.sources.simulator import SimulationConfig, produce, simulate
 from streams.store import Store, close_clients
 from streams.store.rows import EventRow
@@ -78,20 +87,7 @@ def fill_archive(dsn: str, raws: list[bytes]) -> None:
             event = decode_event(raw)
         except InvalidEvent:
             continue
-        rows.append(
-            EventRow(
-                event.event_id,
-                event.case_id,
-                event.type,
-                event.occurred_at,
-                event.source,
-                event.schema_version,
-                raw.decode(),
-                now,
-                0,
-                offset,
-            )
-        )
+        rows.append(EventRow.archived(event, raw, now, 0, offset))
         if len(rows) >= 100_000:
             store.writer.write_events(rows)
             rows = []
@@ -126,57 +122,39 @@ def main() -> None:
             raw = asyncio.run(raw_consume_rate(bootstrap, topic, events))
             print(f"raw aiokafka consume (NDJSON {args.batch}/message): {raw:>10,.0f} events/s")
 
-            options = {"workers": args.workers, "invalid": "dead-letter"}
-            started = time.perf_counter()
-            result = run_replay(
-                f"chdb://{root / 'ch-file'}",
-                lambda _store: read_file(path),
-                ReplayOptions(generation="bench_file", **options),  # type: ignore[arg-type]
-            )
-            file_rate = result.events / (time.perf_counter() - started)
-            close_clients()
-            print(
-                f"replay from file ({args.workers} processes):  {file_rate:>10,.0f} events/s"
-                f"  ({file_rate / raw:.2f} x raw consume)"
-            )
-            started = time.perf_counter()
-            result = run_replay(
+            def replay(
+                label: str, dsn: str, read: Callable[[Store], SourceData], **extra: Any
+            ) -> None:
+                options = ReplayOptions(
+                    generation=f"bench_{uuid.uuid4().hex[:8]}",
+                    workers=args.workers,
+                    invalid="dead-letter",
+                    **extra,
+                )
+                started = time.perf_counter()
+                result = run_replay(dsn, read, options)
+                rate = result.events / (time.perf_counter() - started)
+                close_clients()
+                print(
+                    f"replay from {label} ({args.workers} processes): {rate:>10,.0f} events/s"
+                    f"  ({rate / raw:.2f} x raw consume)"
+                )
+
+            replay("file", f"chdb://{root / 'ch-file'}", lambda _store: read_file(path))
+            replay(
+                "file, archived (the command's default for files)",
                 f"chdb://{root / 'ch-file-archived'}",
                 lambda _store: read_file(path),
-                ReplayOptions(generation="bench_file_archived", archive=True, **options),  # type: ignore[arg-type]
+                archive=True,
             )
-            archived_rate = result.events / (time.perf_counter() - started)
-            close_clients()
-            print(
-                f"replay from file, archived (the command's default for files): "
-                f"{archived_rate:>10,.0f} events/s  ({archived_rate / raw:.2f} x raw consume)"
-            )
-            started = time.perf_counter()
-            result = run_replay(
+            replay(
+                "topic",
                 f"chdb://{root / 'ch-topic'}",
                 lambda _store: read_topic(bootstrap, topic, "civicpulse-replay-bench"),
-                ReplayOptions(generation="bench_topic", **options),  # type: ignore[arg-type]
-            )
-            topic_rate = result.events / (time.perf_counter() - started)
-            close_clients()
-            print(
-                f"replay from topic ({args.workers} processes): {topic_rate:>10,.0f} events/s"
-                f"  ({topic_rate / raw:.2f} x raw consume)"
             )
             archive = f"chdb://{root / 'ch-archive'}"
             fill_archive(archive, [m.value for m in history.emitted])
-            started = time.perf_counter()
-            result = run_replay(
-                archive,
-                lambda store: read_archive(store),
-                ReplayOptions(generation="bench_archive", **options),  # type: ignore[arg-type]
-            )
-            archive_rate = result.events / (time.perf_counter() - started)
-            close_clients()
-            print(
-                f"replay from archive ({args.workers} processes): {archive_rate:>8,.0f} events/s"
-                f"  ({archive_rate / raw:.2f} x raw consume)"
-            )
+            replay("archive", archive, read_archive)
         finally:
             if not args.bootstrap:
                 kafka_runtime.down(root / "kafka")

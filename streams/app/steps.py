@@ -225,16 +225,6 @@ def case_sla_of(
 
 
 def event_row(item: Valid, ingested: datetime) -> EventRow:
-    event = item.event
-    return EventRow(
-        event_id=event.event_id,
-        case_id=event.case_id,
-        type=event.type,
-        occurred_at=event.occurred_at,
-        source=event.source,
-        schema_version=event.schema_version,
-        event_json=item.raw.decode(),
-        ingested_at=ingested,
-        kafka_partition=item.message.partition,
-        kafka_offset=item.message.offset,
+    return EventRow.archived(
+        item.event, item.raw, ingested, item.message.partition, item.message.offset
     )

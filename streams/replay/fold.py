@@ -173,14 +173,9 @@ def _archive_columns(
     replay from the archive reads them in this source's order."""
     kafka = task.kafka_positions
     rows = [
-        EventRow(
-            event.event_id,
-            event.case_id,
-            event.type,
-            event.occurred_at,
-            event.source,
-            event.schema_version,
-            raw.decode(),
+        EventRow.archived(
+            event,
+            raw,
             task.updated_at,
             position[0] if kafka else -1,
             position[1] if kafka else position[0],

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from streams.contract import Event
 from streams.core.facts import CASE_FACT_COLUMNS
 
 EVENTS_TABLE = "events"
@@ -36,6 +37,24 @@ class EventRow:
     ingested_at: datetime
     kafka_partition: int  # -1 when the event did not come from Kafka
     kafka_offset: int
+
+    @classmethod
+    def archived(
+        cls, event: Event, raw: bytes, ingested_at: datetime, partition: int, offset: int
+    ) -> EventRow:
+        """The archive row of a valid event and the bytes it was decoded from."""
+        return cls(
+            event.event_id,
+            event.case_id,
+            event.type,
+            event.occurred_at,
+            event.source,
+            event.schema_version,
+            raw.decode(),
+            ingested_at,
+            partition,
+            offset,
+        )
 
 
 @dataclass(frozen=True, slots=True)
