@@ -453,6 +453,33 @@ def test_a_file_replay_archives_its_events_and_the_archive_replays_them_alike(
     assert rows(live, LATE_SQL) == late_from_file
 
 
+def test_archive_rows_keep_kafka_positions_and_number_file_lines(
+    small_history: list[bytes],
+) -> None:
+    import dataclasses
+    from datetime import UTC, datetime
+
+    from streams.contract import decode_event
+    from streams.replay.fold import _archive_columns
+    from streams.store.rows import EVENT_COLUMNS
+
+    received = datetime(2026, 3, 1, tzinfo=UTC)
+    raw = small_history[0]
+    event = decode_event(raw)
+    file_task = BucketTask(0, "unused", False, None, None, None, None, received, "g")
+    topic_task = dataclasses.replace(file_task, kafka_positions=True)
+    cases = [
+        (file_task, (17, 0, 0), (-1, 17)),  # line 17 of a file
+        (topic_task, (3, 1041, 2), (3, 1041)),  # partition 3, offset 1041, line 2 of a batch
+    ]
+    for task, position, (partition, offset) in cases:
+        columns = _archive_columns([(event, raw, position)], task)
+        row = dict(zip(EVENT_COLUMNS, (column[0] for column in columns), strict=True))
+        assert (row["kafka_partition"], row["kafka_offset"]) == (partition, offset)
+        assert row["event_json"].encode() == raw and row["ingested_at"] == received
+        assert (row["event_id"], row["occurred_at"]) == (event.event_id, event.occurred_at)
+
+
 def test_archive_defaults_per_source() -> None:
     from streams.replay.service import ReplayRequest, ReplayRequestError
 
