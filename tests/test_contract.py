@@ -37,6 +37,7 @@ from streams.contract import (
     OpenedPayload,
     RatedPayload,
     ResumedPayload,
+    codec,
     codegen,
     decode_event,
     encode_event,
@@ -1104,6 +1105,73 @@ def test_validators_agree_on_mutated_events(document: Any) -> None:
     by_decoder = decodes(document)
     assert by_decoder == full_valid(document), document
     assert by_decoder == JSONSCHEMA.is_valid(document), document
+    kind = document.get("type") if isinstance(document, dict) else None
+    if isinstance(kind, str) and kind in _RUST_CHECKS:
+        # the Rust check alone (the decoder falls back on a rejection): same verdict
+        assert _rust_valid(document) == by_decoder, document
     if by_decoder:
         event = decode_event(raw(document))
         assert decode_event(encode_event(event)) == event
+
+
+# ------------------------------------------------------------ the Rust pre-check
+
+_RUST_CHECKS = codec._CHECKS
+
+
+def _rust_valid(data: dict[str, Any]) -> bool:
+    return codec._passes(_RUST_CHECKS[data["type"]], data)
+
+
+# Where two JSON Schema implementations are most likely to part ways: formats, ECMA-262
+# patterns, integral floats, control characters, bounds, numbers outside 64 bits.
+EDGES = [
+    ("integral float version", "closed", "schema_version", 1.0),
+    ("version as bool", "closed", "schema_version", True),
+    ("version outside 64 bits", "closed", "schema_version", 2**70),
+    ("30 February", "closed", "occurred_at", "2024-02-30T00:00:00Z"),
+    ("29 February, leap year", "closed", "occurred_at", "2024-02-29T00:00:00Z"),
+    ("29 February, common year", "closed", "occurred_at", "2023-02-29T00:00:00Z"),
+    ("leap second", "closed", "occurred_at", "2024-06-30T23:59:60Z"),
+    ("lower-case t and z", "closed", "occurred_at", "2024-03-01t08:15:00z"),
+    ("nine fraction digits", "closed", "occurred_at", "2024-03-01T08:15:00.123456789+08:00"),
+    ("ten fraction digits", "closed", "occurred_at", "2024-03-01T08:15:00.1234567891Z"),
+    ("offset without colon", "closed", "occurred_at", "2024-03-01T08:15:00+0800"),
+    ("year 2300", "closed", "occurred_at", "2300-01-01T00:00:00Z"),
+    ("newline at the end of an id", "closed", "case_id", "case-1\n"),
+    ("unicode in an id", "closed", "case_id", "case-ü"),
+    ("64-character event id", "closed", "event_id", "e" * 64),
+    ("65-character event id", "closed", "event_id", "e" * 65),
+    ("control character in a label", "dispatched", "payload.agency", "Roads\u0007"),
+    ("DEL in a label", "dispatched", "payload.agency", "Roads\u007f"),
+    ("astral character in a label", "dispatched", "payload.agency", "Roads \U0001f6a7"),
+    ("128-character label", "dispatched", "payload.agency", "a" * 128),
+    ("129-character label", "dispatched", "payload.agency", "a" * 129),
+    ("empty label", "dispatched", "payload.agency", ""),
+    ("integral float score", "rated", "payload.score", 5.0),
+    ("fractional score", "rated", "payload.score", 4.5),
+    ("huge extension", "deadline_extended", "payload.extension_seconds", 2**70),
+    ("integer latitude", "opened", "payload.location.lat", 31),
+    ("latitude out of range", "opened", "payload.location.lat", 90.5),
+    ("upper-case citizen ref", "opened", "payload.citizen_ref", "0123456789ABCDEF"),
+]
+
+
+@pytest.mark.parametrize(
+    ("event_type", "path", "value"),
+    [pytest.param(t, p, v, id=name) for name, t, p, v in EDGES],
+)
+def test_rust_precheck_agrees_with_the_reference_validators(
+    event_type: str, path: str, value: Any
+) -> None:
+    data = example(event_type)
+    _set(path, value)(data)
+    expected = full_valid(data)
+    assert JSONSCHEMA.is_valid(data) == expected
+    assert _rust_valid(data) == expected
+    try:  # the decoder's own path, on the parsed object (JSON bytes cannot hold 2**70)
+        validate_dict(data)
+    except InvalidEvent:
+        assert not expected
+    else:
+        assert expected
