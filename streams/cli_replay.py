@@ -174,7 +174,7 @@ def run(
 def _run_here(settings: Any, request: Any) -> dict[str, Any]:
     """The replay in this process (a ClickHouse server, or no worker owns the store)."""
     from streams.cli import resolve_bootstrap
-    from streams.replay import ReplayError, run_replay
+    from streams.replay import ArchivePending, ReplayError, run_replay
     from streams.replay.service import options_for, result_summary, source_reader
     from streams.store import StoreError
 
@@ -184,6 +184,8 @@ def _run_here(settings: Any, request: Any) -> dict[str, Any]:
         read = source_reader(request, options, lambda: bootstrap, progress)
         try:
             result = run_replay(settings.clickhouse_dsn, read, options, progress)
+        except ArchivePending as err:
+            raise fail(str(err)) from err
         except (ReplayError, StoreError) as err:
             raise fail(f"replay {options.generation} failed, live tables untouched: {err}") from err
         except KeyboardInterrupt:
@@ -243,6 +245,8 @@ def _run_in_worker(settings: Any, generation: str) -> dict[str, Any]:
             raise fail(_interrupted(generation)) from None
     if state["status"] == "interrupted":
         raise fail(_interrupted(generation))
+    if state["status"] == "archive-pending":
+        raise fail(state["error"])
     if state["status"] != "succeeded":
         raise fail(f"replay {generation} failed, live tables untouched: {state['error']}")
     result: dict[str, Any] = state["result"]

@@ -1175,3 +1175,22 @@ def test_rust_precheck_agrees_with_the_reference_validators(
         assert not expected
     else:
         assert expected
+
+
+def test_python_objects_that_are_not_json_values_skip_the_rust_check() -> None:
+    """jsonschema-rs reads an enum member as its value; the contract is JSON, so
+    ``validate_dict`` leaves such objects to fastjsonschema, which rejects them."""
+    import enum
+
+    class Channel(enum.Enum):
+        HOTLINE = "hotline"
+
+    class Version(enum.Enum):
+        ONE = 1
+
+    for path, value in (("payload.channel", Channel.HOTLINE), ("schema_version", Version.ONE)):
+        data = example("opened")
+        _set(path, value)(data)
+        assert not full_valid(data)
+        with pytest.raises(InvalidEvent):
+            validate_dict(data)

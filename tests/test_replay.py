@@ -274,16 +274,24 @@ def test_an_interrupted_replay_resumes_to_the_same_result(
         run_replay(
             dsn,
             file_source(path),
-            ReplayOptions(generation="twice", switch=False),
+            ReplayOptions(generation="twice", switch=False, archive=True),
             interrupt_after_three_buckets,
         )
     failed = get_generation(live, "twice")
     assert failed is not None and failed.status == "failed" and failed.detail == "interrupted"
     assert snapshot(live) == before
-    resumed = run_replay(dsn, file_source(path), ReplayOptions(generation="twice", switch=False))
+    resumed = run_replay(
+        dsn, file_source(path), ReplayOptions(generation="twice", switch=False, archive=True)
+    )
     assert resumed.resumed_buckets == 3
     assert snapshot(live, "civicpulse_replay_twice") == once
     assert resumed.cases == len(once["case_facts"])
+    # archive rows of both runs carry the generation's start: one ingestion time, so a
+    # replay from the archive reads them in the file's order
+    stamps = rows(live, "SELECT DISTINCT ingested_at FROM {db}.events", "civicpulse_replay_twice")
+    assert stamps == [(resumed.generation.started_at,)]
+    archived = rows(live, "SELECT count() FROM {db}.events FINAL", "civicpulse_replay_twice")
+    assert archived == [(len({orjson.loads(line)["event_id"] for line in small_history}),)]
 
 
 # --------------------------------------------------------------------- bad input
@@ -453,6 +461,67 @@ def test_a_file_replay_archives_its_events_and_the_archive_replays_them_alike(
     assert rows(live, LATE_SQL) == late_from_file
 
 
+def test_the_archive_copy_keeps_what_the_archive_holds_and_finishes_when_rerun(
+    chdb_dir: Path, tmp_path: Path, small_history: list[bytes], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from datetime import UTC, datetime
+
+    from streams.contract import decode_event
+    from streams.replay import ArchivePending
+    from streams.store import generations
+    from streams.store.rows import EventRow
+
+    dsn = dsn_of(chdb_dir)
+    store = Store.open(dsn)
+    live = store.client
+    # a third of the history came in through Kafka before: the archive holds it
+    ingested = datetime(2026, 3, 1, tzinfo=UTC)
+    known = small_history[: len(small_history) // 3]
+    store.writer.write_events(
+        [EventRow.archived(decode_event(raw), raw, ingested, 2, n) for n, raw in enumerate(known)]
+    )
+    kafka_rows_sql = (
+        "SELECT case_id, event_id, ingested_at, kafka_partition, kafka_offset "
+        "FROM events FINAL WHERE kafka_partition = 2 ORDER BY case_id, event_id"
+    )
+    kafka_rows = rows(live, kafka_rows_sql)
+    distinct = {orjson.loads(line)["event_id"] for line in small_history}
+    known_ids = {orjson.loads(line)["event_id"] for line in known}
+    new = len(distinct - known_ids)
+
+    # fault injection at the store boundary: the copy into the live archive fails once
+    real_copy = generations.copy_archive
+    failures = iter([RuntimeError("disk full")])
+
+    def copy_failing_once(*args: Any) -> int:
+        failure = next(failures, None)
+        if failure is not None:
+            raise failure
+        return real_copy(*args)
+
+    monkeypatch.setattr(generations, "copy_archive", copy_failing_once)
+    path = write_lines(tmp_path / "history.jsonl", small_history)
+    with pytest.raises(ArchivePending, match=r"is live.*disk full.*--id copy"):
+        run_replay(dsn, file_source(path), ReplayOptions(generation="copy", archive=True))
+    pending = get_generation(live, "copy")
+    assert pending is not None and pending.status == "active"
+    switched = snapshot(live)
+    assert len(switched["case_facts"]) > 0
+    assert rows(live, "SELECT count() FROM events FINAL") == [(len(known_ids),)]
+
+    # the rerun adds the events and nothing else: no second build, no second switch
+    finished = run_replay(dsn, file_source(path), ReplayOptions(generation="copy", archive=True))
+    assert finished.archived == new and finished.switched and finished.resumed_buckets == 0
+    done = get_generation(live, "copy")
+    assert done is not None and done.status == "active" and done.detail == "built"
+    assert snapshot(live) == switched
+    assert rows(live, "SELECT count() FROM events FINAL") == [(len(distinct),)]
+    # the events that came through Kafka keep their partition, offset and ingestion time
+    assert rows(live, kafka_rows_sql) == kafka_rows
+    again = run_replay(dsn, file_source(path), ReplayOptions(generation="copy2", archive=True))
+    assert again.archived == 0
+
+
 def test_archive_rows_keep_kafka_positions_and_number_file_lines(
     small_history: list[bytes],
 ) -> None:
@@ -507,7 +576,7 @@ def test_import_straight_into_a_replay(
     assert kept.is_file()
     live = Store.open(dsn_of(chdb_dir)).client
     assert rows(live, "SELECT count(), sum(version) FROM case_facts FINAL") == [(9_982, 39_866)]
-    assert rows(live, "SELECT count() FROM generations WHERE status = 'active'") == [(1,)]
+    assert rows(live, "SELECT count() FROM generations FINAL WHERE status = 'active'") == [(1,)]
     # the imported history is in the raw archive, for later replays from it
     assert rows(live, "SELECT count(), countIf(kafka_partition = -1) FROM events FINAL") == [
         (39_866, 39_866)
@@ -515,3 +584,28 @@ def test_import_straight_into_a_replay(
     assert "added to the archive" in result.output
     both = CliRunner().invoke(app, ["import", "la311", str(source), "--replay", "--to-topic"])
     assert both.exit_code == 1 and "exactly one of" in both.output
+
+
+def test_sub_millisecond_bounds_select_the_same_events_in_plan_and_fold(
+    tmp_path: Path, small_history: list[bytes]
+) -> None:
+    """Event times are whole milliseconds; ``--since`` / ``--until`` may not be. The plan
+    pass (integer milliseconds) must keep exactly the events the fold keeps (datetimes)."""
+    from datetime import UTC, datetime
+
+    from streams.contract.codec import parse_timestamp
+    from streams.replay.plan import _ceil_ms, plan
+
+    times = [parse_timestamp(orjson.loads(line)["occurred_at"]) for line in small_history]
+    newest = max(times)
+    half = timedelta(microseconds=500)
+    source = SourceData("test", (), str, "")
+    for until in (newest + half, newest - half, newest):
+        events = [(line, (n, 0, 0)) for n, line in enumerate(small_history, start=1)]
+        options = ReplayOptions(generation="bounds", until=until)
+        planned = plan(source, options, tmp_path / "buckets", 4, events=events)
+        assert planned.watermark == max(at for at in times if at < until), until
+    # bounds round up to the next whole millisecond, before 1970 too
+    assert _ceil_ms(datetime(1969, 12, 31, 23, 59, 59, 999_500, tzinfo=UTC)) == 0
+    assert _ceil_ms(datetime(1970, 1, 1, 0, 0, 0, 1_000, tzinfo=UTC)) == 1
+    assert _ceil_ms(datetime(1970, 1, 1, 0, 0, 0, 1_001, tzinfo=UTC)) == 2

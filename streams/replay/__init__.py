@@ -23,7 +23,7 @@ Flow (``streams.replay.engine``):
 
 from streams.replay.buckets import bucket_count, bucket_path, read_bucket
 from streams.replay.engine import ReplayResult, policies_hash, run_replay
-from streams.replay.errors import ReplayError, ReplayInputError, ReplayInterrupted
+from streams.replay.errors import ArchivePending, ReplayError, ReplayInputError, ReplayInterrupted
 from streams.replay.fold import BucketResult, BucketTask, fold_bucket
 from streams.replay.options import ReplayOptions
 from streams.replay.plan import plan
@@ -42,6 +42,7 @@ from streams.replay.sources import (
 __all__ = [
     "FILE_SUFFIXES",
     "PARQUET_COLUMN",
+    "ArchivePending",
     "BucketResult",
     "BucketTask",
     "Position",

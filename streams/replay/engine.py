@@ -7,6 +7,7 @@ same id, it plans again and skips the buckets already written.
 from __future__ import annotations
 
 import collections
+import contextlib
 import hashlib
 import itertools
 import multiprocessing
@@ -28,7 +29,12 @@ from streams.core.sla.rows import (
     CYCLE_COLUMNS,
 )
 from streams.replay.buckets import bucket_count, bucket_path
-from streams.replay.errors import ReplayError, ReplayInputError, ReplayInterrupted
+from streams.replay.errors import (
+    ArchivePending,
+    ReplayError,
+    ReplayInputError,
+    ReplayInterrupted,
+)
 from streams.replay.fold import BucketResult, BucketTask, Invalid, _policies, fold_bucket
 from streams.replay.options import ReplayOptions
 from streams.replay.plan import plan
@@ -97,6 +103,12 @@ def run_replay(
     live = Store.open(dsn)
     generation_id = gens.check_id(options.generation)
     existing = gens.get_generation(live.client, generation_id)
+    if (
+        existing is not None
+        and existing.status == gens.ACTIVE
+        and existing.detail == gens.ARCHIVE_PENDING
+    ):
+        return _finish_archive(live, existing, gens.replay_database(generation_id), started)
     if existing is not None and existing.status not in (gens.RUNNING, gens.FAILED):
         raise ReplayError(
             f"generation {generation_id!r} is {existing.status}: use a new --id (or drop it first)"
@@ -117,10 +129,11 @@ def run_replay(
         if options.work_dir is None
         else options.work_dir
     )
-    # Started before the source is read and planned: the fold processes import and load
-    # the policies on the core the single-process plan pass leaves idle.
-    pool = _fold_pool(options)
+    pool: Pool | None = None
     try:
+        # Started before the source is read and planned: the fold processes import and
+        # load the policies on the core the single-process plan pass leaves idle.
+        pool = _fold_pool(options)
         source = read_source(live)
         generation = generation.but(source=source.name)
         gens.record(live.client, generation)
@@ -131,6 +144,8 @@ def run_replay(
         if source.commit is not None:
             source.commit()
         return result
+    except ArchivePending:
+        raise  # the generation is live: it must not be recorded as failed
     except BaseException as err:
         interrupted = isinstance(err, KeyboardInterrupt | ReplayInterrupted)
         gens.record(
@@ -211,6 +226,7 @@ def _build(
             column_types=column_types,
             archive=options.archive,
             kafka_positions=source.kafka,
+            archived_at=generation.started_at,
         )
         for b in range(done_buckets, buckets)
     ]
@@ -275,11 +291,15 @@ def _build(
     archived = 0
     if options.switch:
         live_database = live.client.database or "default"
+        if options.archive:
+            finished = finished.but(detail=gens.ARCHIVE_PENDING)
         finished = gens.switch(live.client, live_database, finished)
         switched = True
         if options.archive:
             # After the switch: a replay that failed before it archived nothing.
-            archived = gens.copy_archive(live.client, live_database, generation.database)
+            archived = _copy_archive(live, finished, generation.database)
+            finished = finished.but(detail="built")
+            gens.record(live.client, finished)
     else:
         gens.record(live.client, finished)
     return ReplayResult(
@@ -293,6 +313,38 @@ def _build(
         resumed_buckets=saved.buckets_done if saved is not None else 0,
         switched=switched,
         buckets=buckets,
+        archived=archived,
+    )
+
+
+def _copy_archive(live: Store, active: gens.Generation, replay_database: str) -> int:
+    try:
+        return gens.copy_archive(live.client, active.database, replay_database)
+    except BaseException as err:
+        raise ArchivePending(
+            f"generation {active.generation} is live, but adding its events to the raw "
+            f"archive did not finish ({type(err).__name__}: {err}); run the same replay "
+            f"again with --id {active.generation} to add them"
+        ) from err
+
+
+def _finish_archive(
+    live: Store, active: gens.Generation, replay_database: str, started: float
+) -> ReplayResult:
+    """A rerun of a replay whose switch was done and whose archive copy was not."""
+    archived = _copy_archive(live, active, replay_database)
+    finished = active.but(detail="built")
+    gens.record(live.client, finished)
+    return ReplayResult(
+        generation=finished,
+        events=active.events,
+        cases=active.cases,
+        dead_letters=active.dead_letters,
+        late_events=0,
+        alerts=0,
+        seconds=time.perf_counter() - started,
+        resumed_buckets=0,
+        switched=True,
         archived=archived,
     )
 
@@ -336,7 +388,15 @@ def _fold_pool(options: ReplayOptions) -> Pool | None:
         return None
     # spawn: the parent may host an embedded ClickHouse engine, which must not be forked
     context = multiprocessing.get_context("spawn")
-    return context.Pool(options.workers, initializer=_policies, initargs=(options.policies_path,))
+    return context.Pool(options.workers, initializer=_warm, initargs=(options.policies_path,))
+
+
+def _warm(policies_path: str | None) -> None:
+    """Load the policies ahead of the first bucket. A failure is left for the bucket's
+    own load to raise: a failing pool initializer would make the pool restart its
+    processes forever instead of failing the replay."""
+    with contextlib.suppress(Exception):
+        _policies(policies_path)
 
 
 def _close_pool(pool: Pool | None) -> None:

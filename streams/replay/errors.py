@@ -16,3 +16,8 @@ class ReplayInputError(ReplayError):
 
 class ReplayInterrupted(ReplayError):
     """The replay was asked to stop (Ctrl-C, or a cancel through the worker)."""
+
+
+class ArchivePending(ReplayError):
+    """The generation is live, but adding its events to the raw archive did not finish:
+    running the same replay again (same id) adds them, and nothing else."""

@@ -84,6 +84,9 @@ class BucketTask:
     #: positions are Kafka (partition, offset, line): archived with them, as the live
     #: ingest step does; other sources are archived as partition -1, offset = position
     kafka_positions: bool = False
+    #: the archive rows' ``ingested_at``: the generation's start, the same for a resumed
+    #: replay, so the archive keeps the source's order (it is read by ingestion time)
+    archived_at: datetime | None = None
 
 
 def fold_bucket(task: BucketTask) -> BucketResult:
@@ -172,11 +175,12 @@ def _archive_columns(
     """The valid events as ``events`` rows, received at the replay's start: a later
     replay from the archive reads them in this source's order."""
     kafka = task.kafka_positions
+    received = task.archived_at or task.updated_at
     rows = [
         EventRow.archived(
             event,
             raw,
-            task.updated_at,
+            received,
             position[0] if kafka else -1,
             position[1] if kafka else position[0],
         )

@@ -42,6 +42,12 @@ def _event_ms(text: Any) -> int | None:
     return (at - _EPOCH) // _MS
 
 
+def _ceil_ms(bound: datetime | None) -> int | None:
+    """A ``--since`` / ``--until`` bound in milliseconds, rounded up: event times are
+    whole milliseconds, so ``at < bound`` holds exactly when ``at_ms < ceil(bound)``."""
+    return None if bound is None else -((_EPOCH - bound) // _MS)
+
+
 def _at(ms: int) -> datetime:
     return _EPOCH + ms * _MS
 
@@ -85,8 +91,8 @@ def plan(
     late_ms: list[tuple[int, str, str, str, int, int]] = []
     newest: int | None = None
     grace = options.late_grace // _MS
-    since = None if options.since is None else (options.since - _EPOCH) // _MS
-    until = None if options.until is None else (options.until - _EPOCH) // _MS
+    since = _ceil_ms(options.since)
+    until = _ceil_ms(options.until)
     partitions = options.partitions
     loads = orjson.loads
     pack = _RECORD.pack

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from streams.replay import (
+    ArchivePending,
     Progress,
     ReplayError,
     ReplayInterrupted,
@@ -185,6 +186,8 @@ def result_summary(result: ReplayResult) -> dict[str, Any]:
 RUNNING = "running"
 SUCCEEDED = "succeeded"
 FAILED = "failed"
+#: switched, but the events are not all in the raw archive yet (rerun the same id)
+ARCHIVE_PENDING = "archive-pending"
 INTERRUPTED = "interrupted"
 
 
@@ -231,6 +234,8 @@ class ReplayRun:
             )
         except ReplayInterrupted:
             self.status, self.error = INTERRUPTED, "interrupted"
+        except ArchivePending as err:
+            self.status, self.error = ARCHIVE_PENDING, str(err)
         except (ReplayError, StoreError, ReplayRequestError) as err:
             self.status, self.error = FAILED, str(err)
         except Exception as err:  # reported to the command; the worker goes on

@@ -259,18 +259,25 @@ def switch(client: Client, live_database: str, generation: Generation) -> Genera
     return active
 
 
+#: ``detail`` of an active generation whose events are not all in the live archive yet
+ARCHIVE_PENDING = "switched; adding its events to the raw archive"
+
+
 def copy_archive(client: Client, live_database: str, replay_database: str) -> int:
     """Add the raw events a replay archived in its own database to the live archive;
-    returns how many distinct events that is. ``events`` keeps one row per case and event
-    id (ReplacingMergeTree): duplicates, and events the live archive already holds, count
-    once in ``FINAL`` queries, as the live ingest step's duplicates do."""
-    count = int(
-        client.query(f"SELECT count() FROM `{replay_database}`.`events` FINAL").result_rows[0][0]
+    returns how many were added. Events the live archive already holds (ingested through
+    Kafka, or added by an earlier replay) are left as they are, with their partition,
+    offset and ingestion time, so the archive's order does not change under them.
+    Running it again adds nothing twice. Memory: ClickHouse holds the replayed cases'
+    archived (case, event) ids while it runs."""
+    new = (
+        f"FROM `{replay_database}`.`events` FINAL WHERE (case_id, event_id) NOT IN ("
+        f"SELECT case_id, event_id FROM `{live_database}`.`events` WHERE case_id IN ("
+        f"SELECT DISTINCT case_id FROM `{replay_database}`.`events`))"
     )
+    count = int(client.query(f"SELECT count() {new}").result_rows[0][0])
     if count:
-        client.command(
-            f"INSERT INTO `{live_database}`.`events` SELECT * FROM `{replay_database}`.`events`"
-        )
+        client.command(f"INSERT INTO `{live_database}`.`events` SELECT * {new}")
     return count
 
 
