@@ -609,3 +609,59 @@ def test_sub_millisecond_bounds_select_the_same_events_in_plan_and_fold(
     assert _ceil_ms(datetime(1969, 12, 31, 23, 59, 59, 999_500, tzinfo=UTC)) == 0
     assert _ceil_ms(datetime(1970, 1, 1, 0, 0, 0, 1_000, tzinfo=UTC)) == 1
     assert _ceil_ms(datetime(1970, 1, 1, 0, 0, 0, 1_001, tzinfo=UTC)) == 2
+
+
+def test_invalid_events_move_no_watermark_when_dead_lettered(
+    tmp_path: Path, small_history: list[bytes]
+) -> None:
+    """As live, where only valid events reach the lateness tracker: an invalid event
+    from far in the future, dead-lettered, makes no later event late, nor moves the
+    alerts' event-time "now"."""
+    from streams.contract.codec import format_timestamp, parse_timestamp
+    from streams.replay.plan import plan
+
+    doc = orjson.loads(small_history[0])
+    newest = max(parse_timestamp(orjson.loads(line)["occurred_at"]) for line in small_history)
+    doc["type"] = "teleported"
+    doc["occurred_at"] = format_timestamp(newest + timedelta(days=30))
+    poisoned = [orjson.dumps(doc), *small_history]
+    source = SourceData("test", (), str, "")
+    options = ReplayOptions(generation="vet", invalid="dead-letter", late_grace=LATE_GRACE)
+
+    def planned(lines: list[bytes], name: str) -> Any:
+        events = [(line, (n, 0, 0)) for n, line in enumerate(lines, start=1)]
+        return plan(source, options, tmp_path / name, 4, events=events)
+
+    clean, with_invalid = planned(small_history, "clean"), planned(poisoned, "poisoned")
+    assert with_invalid.watermark == clean.watermark == newest
+    # the same late events, shifted by the one extra line
+    assert [row[1:] for row in with_invalid.late] == [row[1:] for row in clean.late]
+
+
+def test_the_plan_marks_the_events_it_found_valid_for_the_fold(
+    tmp_path: Path, small_history: list[bytes]
+) -> None:
+    """With invalid events dead-lettered the plan checks each event; the spill record
+    says which were valid, so the fold decodes those without a second schema check."""
+    from streams.replay.plan import plan
+
+    doc = orjson.loads(small_history[0])
+    doc["type"] = "teleported"
+    poisoned = [*small_history, orjson.dumps(doc), b"not json"]
+    source = SourceData("test", (), str, "")
+    # in "stop" mode an invalid event stops the replay: the plan marks nothing
+    for invalid, lines, expected in (
+        ("dead-letter", poisoned, len(small_history)),
+        ("stop", small_history, 0),
+    ):
+        options = ReplayOptions(generation="marks", invalid=invalid)
+        directory = tmp_path / invalid
+        events = [(line, (n, 0, 0)) for n, line in enumerate(lines, start=1)]
+        plan(source, options, directory, 4, events=events)
+        marked = [
+            (raw, valid)
+            for spilled in sorted(directory.glob("*.bin"))
+            for _, _, raw, valid in read_bucket(spilled)
+        ]
+        assert sum(valid for _, valid in marked) == expected
+        assert all(raw in small_history for raw, valid in marked if valid)

@@ -362,6 +362,20 @@ def validate_dict(data: Any) -> None:
     _timestamp(data)
 
 
+def conforms(data: dict[str, Any]) -> bool:
+    """Whether an object ``orjson.loads`` made of message bytes is a valid event: the
+    verdict of :func:`decode_event`, at the Rust pre-check's cost for a valid one."""
+    event_type = data.get("type")
+    check = _CHECKS.get(event_type) if type(event_type) is str else None
+    if check is not None and _passes(check, data):
+        return True
+    try:
+        validate_dict(data)
+    except InvalidEvent:
+        return False
+    return True
+
+
 def _timestamp(data: dict[str, Any]) -> datetime:
     try:
         return parse_timestamp(data["occurred_at"])

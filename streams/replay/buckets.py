@@ -12,8 +12,9 @@ from pathlib import Path
 from streams.replay.options import ReplayOptions
 from streams.replay.sources import Position
 
-#: a spilled event: index in the source, position (3 numbers), length of the raw bytes
-_RECORD = struct.Struct("<qqqqI")
+#: a spilled event: index in the source, position (3 numbers), length of the raw bytes,
+#: and whether the plan pass found it valid (the fold then skips the schema check)
+_RECORD = struct.Struct("<qqqqI?")
 #: write buffer per open bucket file (hundreds may be open at once)
 SPILL_BUFFER = 64 * 1024
 
@@ -22,17 +23,18 @@ def bucket_path(directory: Path, bucket: int) -> Path:
     return directory / f"{bucket:04d}.bin"
 
 
-def read_bucket(path: Path) -> Iterator[tuple[int, Position, bytes]]:
-    """The events of one spill file: (index in the source, position, raw), in source order."""
+def read_bucket(path: Path) -> Iterator[tuple[int, Position, bytes, bool]]:
+    """The events of one spill file, in source order: (index in the source, position,
+    raw, found valid by the plan pass)."""
     data = path.read_bytes()
     unpack = _RECORD.unpack_from
     size = _RECORD.size
     offset = 0
     end = len(data)
     while offset < end:
-        index, p0, p1, p2, length = unpack(data, offset)
+        index, p0, p1, p2, length, valid = unpack(data, offset)
         offset += size
-        yield index, (p0, p1, p2), data[offset : offset + length]
+        yield index, (p0, p1, p2), data[offset : offset + length], valid
         offset += length
 
 

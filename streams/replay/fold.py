@@ -95,15 +95,16 @@ def fold_bucket(task: BucketTask) -> BucketResult:
     policies = _policies(task.policies_path)
     result = BucketResult(task.bucket)
     # The same decoders as the live worker: full validation (the ingest step's) for
-    # outside input, the trusted fast path for events the ingest step already validated.
-    decode = decode_validated if task.trusted else decode_event
+    # outside input, the trusted fast path for events already validated (by the ingest
+    # step, for the archive; by the plan pass, for the records it marked valid).
+    trusted = task.trusted
     since, until = task.since, task.until
     by_case: dict[str, list[Event]] = {}
     events = 0
     archived: list[tuple[Event, bytes, Position]] | None = [] if task.archive else None
-    for index, position, raw in read_bucket(Path(task.path)):
+    for index, position, raw, valid in read_bucket(Path(task.path)):
         try:
-            event = decode(raw)
+            event = decode_validated(raw) if trusted or valid else decode_event(raw)
         except InvalidEvent as err:
             result.invalid.append((index, err.reason, err.detail, err.case_id or "", position, raw))
             continue

@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 
 from streams.app.steps import partition_for
-from streams.contract import InvalidEvent, decode_event
+from streams.contract import InvalidEvent, conforms, decode_event
 from streams.replay.buckets import _RECORD, SPILL_BUFFER, bucket_path
 from streams.replay.errors import ReplayInputError, ReplayInterrupted
 from streams.replay.options import ReplayOptions
@@ -36,7 +36,10 @@ def _event_ms(text: Any) -> int | None:
     try:
         at = datetime.fromisoformat(text)
     except ValueError:
-        return None
+        try:  # RFC 3339 allows a lower-case t and z, as the contract's parser does
+            at = datetime.fromisoformat(text.upper())
+        except ValueError:
+            return None
     if at.tzinfo is None:
         return None
     return (at - _EPOCH) // _MS
@@ -94,6 +97,12 @@ def plan(
     since = _ceil_ms(options.since)
     until = _ceil_ms(options.until)
     partitions = options.partitions
+    # The live worker's watermarks move on valid events only. With invalid events
+    # dead-lettered (not stopping the replay), an invalid one must not move them either,
+    # so the plan checks each event (the archive's were checked when ingested); the
+    # verdict travels in the spill record, and the fold skips the schema check of the
+    # events found valid.
+    vet = options.invalid != "stop" and not source.trusted
     loads = orjson.loads
     pack = _RECORD.pack
     crc32 = zlib.crc32
@@ -115,11 +124,12 @@ def plan(
             else:
                 bucket = crc32(case_id.encode()) % buckets
             counts[bucket] += 1
+            valid = vet and doc is not None and conforms(doc)
             out = files[bucket]
             if out is not None:
-                out.write(pack(index, *position, len(raw)))
+                out.write(pack(index, *position, len(raw), valid))
                 out.write(raw)
-            if doc is None:
+            if doc is None or (vet and not valid):
                 continue
             at = _event_ms(doc.get("occurred_at"))
             if at is None:
