@@ -665,3 +665,23 @@ def test_the_plan_marks_the_events_it_found_valid_for_the_fold(
         ]
         assert sum(valid for _, valid in marked) == expected
         assert all(raw in small_history for raw, valid in marked if valid)
+
+
+def test_event_times_with_a_lower_case_t_and_z_count_in_the_plan(
+    tmp_path: Path, small_history: list[bytes]
+) -> None:
+    """RFC 3339 (and the contract) allow them; the plan pass reads them as the decoder
+    does, so such an event moves the watermark as it does live."""
+    from streams.contract.codec import format_timestamp, parse_timestamp
+    from streams.replay.plan import plan
+
+    newest = max(parse_timestamp(orjson.loads(line)["occurred_at"]) for line in small_history)
+    doc = orjson.loads(small_history[-1])
+    later = newest + timedelta(minutes=5)
+    doc["occurred_at"] = format_timestamp(later).replace("T", "t").replace("Z", "z")
+    lines = [*small_history, orjson.dumps(doc)]
+    events = [(line, (n, 0, 0)) for n, line in enumerate(lines, start=1)]
+    for invalid in ("stop", "dead-letter"):
+        options = ReplayOptions(generation="lower", invalid=invalid)
+        planned = plan(SourceData("test", (), str, ""), options, tmp_path / invalid, 4, events)
+        assert planned.watermark == later
