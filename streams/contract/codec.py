@@ -23,7 +23,7 @@ import re
 import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Final, NoReturn
 
 import fastjsonschema
@@ -145,6 +145,13 @@ def _passes(check: Callable[[Any], bool], data: Any) -> bool:
         return False  # fastjsonschema decides
 
 
+def _accepted(data: dict[str, Any]) -> bool:
+    """The Rust pre-check of a parsed object: True means valid; False, ask fastjsonschema."""
+    event_type = data.get("type")
+    check = _CHECKS.get(event_type) if type(event_type) is str else None
+    return check is not None and _passes(check, data)
+
+
 _BRANCHES: Final = type_branches(_SCHEMA)
 _VALIDATORS: Final[dict[str, _Validator]] = {
     b.event_type: _compile(specialise(_SCHEMA, b))
@@ -168,18 +175,33 @@ _CASE_ID_RE: Final = re.compile(
 # --------------------------------------------------------------------------- timestamps
 
 
-def parse_timestamp(text: str) -> datetime:
-    """Parse a schema-valid RFC 3339 date-time: aware, UTC, truncated to milliseconds.
-
-    Raises ValueError for a string the schema's pattern would accept but the calendar
-    does not (never happens after validation: the schema's date-time format checks it).
-    """
+def _parse_aware(text: str) -> datetime:
     try:
         parsed = datetime.fromisoformat(text)
     except ValueError:
         parsed = datetime.fromisoformat(text.upper())  # RFC 3339 allows lower-case t and z
     if parsed.tzinfo is None:
         raise ValueError(f"date-time without an offset: {text!r}")
+    return parsed
+
+
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+_MS: Final = timedelta(milliseconds=1)
+
+
+def timestamp_ms(text: str) -> int:
+    """:func:`parse_timestamp` as integer milliseconds since the epoch, without building
+    the UTC datetime: for passes that only compare event times (the replay's plan)."""
+    return (_parse_aware(text) - _EPOCH) // _MS
+
+
+def parse_timestamp(text: str) -> datetime:
+    """Parse a schema-valid RFC 3339 date-time: aware, UTC, truncated to milliseconds.
+
+    Raises ValueError for a string the schema's pattern would accept but the calendar
+    does not (never happens after validation: the schema's date-time format checks it).
+    """
+    parsed = _parse_aware(text)
     if parsed.tzinfo is not UTC:
         parsed = parsed.astimezone(UTC)
     micro = parsed.microsecond
@@ -287,10 +309,9 @@ def _validate(data: dict[str, Any], parsed: bool = False) -> str:
     if type(version) is not int or version not in SUPPORTED_VERSIONS:
         _check_version(data, version)
     event_type = data.get("type")
+    if parsed and _accepted(data):
+        return event_type  # type: ignore[return-value]  # a str the schema accepted
     validate = _VALIDATORS.get(event_type) if type(event_type) is str else None
-    check = _CHECKS.get(event_type) if parsed and type(event_type) is str else None
-    if check is not None and _passes(check, data):
-        return event_type  # type: ignore[return-value]  # str, checked above
     try:
         if validate is not None:
             validate(data)
@@ -365,9 +386,7 @@ def validate_dict(data: Any) -> None:
 def conforms(data: dict[str, Any]) -> bool:
     """Whether an object ``orjson.loads`` made of message bytes is a valid event: the
     verdict of :func:`decode_event`, at the Rust pre-check's cost for a valid one."""
-    event_type = data.get("type")
-    check = _CHECKS.get(event_type) if type(event_type) is str else None
-    if check is not None and _passes(check, data):
+    if _accepted(data):
         return True
     try:
         validate_dict(data)

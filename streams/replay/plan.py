@@ -17,6 +17,7 @@ import orjson
 
 from streams.app.steps import partition_for
 from streams.contract import InvalidEvent, conforms, decode_event
+from streams.contract.codec import timestamp_ms
 from streams.replay.buckets import _RECORD, SPILL_BUFFER, bucket_path
 from streams.replay.errors import ReplayInputError, ReplayInterrupted
 from streams.replay.options import ReplayOptions
@@ -34,15 +35,9 @@ def _event_ms(text: Any) -> int | None:
     if not isinstance(text, str):
         return None
     try:
-        at = datetime.fromisoformat(text)
+        return timestamp_ms(text)
     except ValueError:
-        try:  # RFC 3339 allows a lower-case t and z, as the contract's parser does
-            at = datetime.fromisoformat(text.upper())
-        except ValueError:
-            return None
-    if at.tzinfo is None:
         return None
-    return (at - _EPOCH) // _MS
 
 
 def _ceil_ms(bound: datetime | None) -> int | None:
