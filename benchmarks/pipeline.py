@@ -22,34 +22,14 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from aiokafka import AIOKafkaConsumer
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.raw_consume import raw_consume_rate
 from streams import kafka_runtime
 from streams.kafka_runtime.topics import ensure_topics_sync
 from streams.sources.simulator import SimulationConfig, produce, simulate
 from tests.workers import WorkerProcess
-
-
-async def raw_consume_rate(bootstrap: str, topic: str, expected: int) -> float:
-    consumer = AIOKafkaConsumer(
-        topic,
-        bootstrap_servers=bootstrap,
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-        max_partition_fetch_bytes=4 * 1024 * 1024,
-    )
-    await consumer.start()
-    try:
-        seen = 0
-        started = time.perf_counter()
-        while seen < expected:
-            for messages in (await consumer.getmany(timeout_ms=1000, max_records=10_000)).values():
-                seen += len(messages)
-        return seen / (time.perf_counter() - started)
-    finally:
-        await consumer.stop()
 
 
 def pipeline_rate(worker: WorkerProcess, messages: int, distinct: int) -> tuple[float, float]:

@@ -31,13 +31,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.raw_consume import raw_consume_rate
 from streams import kafka_runtime
 from streams.contract import InvalidEvent, decode_event
-from streams.contract.framing import split_items
 from streams.kafka_runtime.topics import ensure_topics_sync
 from streams.replay import (
     ReplayOptions,
@@ -50,29 +48,6 @@ from streams.replay import (
 from streams.sources.simulator import SimulationConfig, produce, simulate
 from streams.store import Store, close_clients
 from streams.store.rows import EventRow
-
-
-async def raw_consume_rate(bootstrap: str, topic: str, expected: int) -> float:
-    consumer = AIOKafkaConsumer(
-        topic,
-        bootstrap_servers=bootstrap,
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-        max_partition_fetch_bytes=8 * 1024 * 1024,
-        fetch_max_bytes=64 * 1024 * 1024,
-    )
-    await consumer.start()
-    try:
-        seen = 0
-        started = time.perf_counter()
-        while seen < expected:
-            for messages in (await consumer.getmany(timeout_ms=1000, max_records=50_000)).values():
-                for message in messages:
-                    headers = [(k, bytes(v)) for k, v in message.headers or ()]
-                    seen += sum(1 for _ in split_items(message.value, headers))
-        return seen / (time.perf_counter() - started)
-    finally:
-        await consumer.stop()
 
 
 def fill_archive(dsn: str, raws: list[bytes]) -> None:
