@@ -15,9 +15,8 @@ from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
-from rich.table import Table
 
-from streams.cli_output import console, err_console, fail
+from streams.cli_output import console, err_console, fail, summary_table
 from streams.sources.importers.common import ImportedEvent, ImportFormatError, ImportReport
 
 import_app = typer.Typer(
@@ -116,9 +115,7 @@ def _deliver(
 
 
 def _summary(report: ImportReport, written: int, where: str, rejects: Path | None) -> None:
-    table = Table(title=f"import of {escape(report.source)}", show_header=False)
-    table.add_column("what")
-    table.add_column("count", justify="right")
+    table = summary_table(f"import of {report.source}", "count")
     table.add_row("records read", f"{report.records_read:,}")
     table.add_row("imported", f"{report.imported:,}")
     table.add_row("rejected", f"{report.rejected:,}")

@@ -18,7 +18,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from streams.cli_output import console, err_console, fail
+from streams.cli_output import console, err_console, fail, summary_table
 
 replay_app = typer.Typer(
     no_args_is_help=True,
@@ -153,9 +153,7 @@ def run(
         summary = _run_in_worker(settings, request.generation)
     else:
         summary = _run_here(settings, request)
-    table = Table(title=f"replay {escape(request.generation)}", show_header=False)
-    table.add_column("what")
-    table.add_column("value", justify="right")
+    table = summary_table(f"replay {request.generation}")
     table.add_row("events", f"{summary['events']:,}")
     table.add_row("cases", f"{summary['cases']:,}")
     table.add_row("dead letters", f"{summary['dead_letters']:,}")
