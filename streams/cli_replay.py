@@ -165,6 +165,7 @@ def run(
     table.add_row("events/s", f"{summary['events_per_second']:,.0f}")
     table.add_row("switched", "yes" if summary["switched"] else "no (--no-switch)")
     table.add_row("added to the archive", f"{summary['archived']:,}")
+    table.add_row("caught up (archived meanwhile)", f"{summary['caught_up']:,}")
     table.add_row("ran in", "the worker" if answer is not None else "this process")
     console.print(table)
 
@@ -172,7 +173,7 @@ def run(
 def _run_here(settings: Any, request: Any) -> dict[str, Any]:
     """The replay in this process (a ClickHouse server, or no worker owns the store)."""
     from streams.cli import resolve_bootstrap
-    from streams.replay import ArchivePending, ReplayError, run_replay
+    from streams.replay import AfterSwitchError, ReplayError, run_replay
     from streams.replay.service import options_for, result_summary, source_reader
     from streams.store import StoreError
 
@@ -182,7 +183,7 @@ def _run_here(settings: Any, request: Any) -> dict[str, Any]:
         read = source_reader(request, options, lambda: bootstrap, progress)
         try:
             result = run_replay(settings.clickhouse_dsn, read, options, progress)
-        except ArchivePending as err:
+        except AfterSwitchError as err:
             raise fail(str(err)) from err
         except (ReplayError, StoreError) as err:
             raise fail(f"replay {options.generation} failed, live tables untouched: {err}") from err
@@ -243,7 +244,7 @@ def _run_in_worker(settings: Any, generation: str) -> dict[str, Any]:
             raise fail(_interrupted(generation)) from None
     if state["status"] == "interrupted":
         raise fail(_interrupted(generation))
-    if state["status"] == "archive-pending":
+    if state["status"] == "switched-incomplete":
         raise fail(state["error"])
     if state["status"] != "succeeded":
         raise fail(f"replay {generation} failed, live tables untouched: {state['error']}")

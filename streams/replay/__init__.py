@@ -18,12 +18,21 @@ Flow (``streams.replay.engine``):
    bucket per process;
 3. write each bucket's rows into the replay database and checkpoint; an interrupted
    replay rerun with the same id plans again and skips the buckets already written;
-4. when every bucket is written, switch (``streams.store.generations.switch``).
+4. from the archive, catch up with what the live worker archived meanwhile
+   (``streams.replay.catch_up``);
+5. when every bucket is written, switch (``streams.store.generations.switch``).
 """
 
 from streams.replay.buckets import bucket_count, bucket_path, read_bucket
 from streams.replay.engine import ReplayResult, policies_hash, run_replay
-from streams.replay.errors import ArchivePending, ReplayError, ReplayInputError, ReplayInterrupted
+from streams.replay.errors import (
+    AfterSwitchError,
+    ArchivePending,
+    CatchUpIncomplete,
+    ReplayError,
+    ReplayInputError,
+    ReplayInterrupted,
+)
 from streams.replay.fold import BucketResult, BucketTask, fold_bucket
 from streams.replay.options import ReplayOptions
 from streams.replay.plan import plan
@@ -42,9 +51,11 @@ from streams.replay.sources import (
 __all__ = [
     "FILE_SUFFIXES",
     "PARQUET_COLUMN",
+    "AfterSwitchError",
     "ArchivePending",
     "BucketResult",
     "BucketTask",
+    "CatchUpIncomplete",
     "Position",
     "Progress",
     "ReplayError",

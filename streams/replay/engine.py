@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import dataclasses
 import hashlib
 import itertools
 import multiprocessing
@@ -29,8 +30,18 @@ from streams.core.sla.rows import (
     CYCLE_COLUMNS,
 )
 from streams.replay.buckets import bucket_count, bucket_path
+from streams.replay.catch_up import (
+    MAX_ROUNDS,
+    CatchUpState,
+    Round,
+    catch_up_round,
+    forget_cases,
+    running_after,
+)
 from streams.replay.errors import (
+    AfterSwitchError,
     ArchivePending,
+    CatchUpIncomplete,
     ReplayError,
     ReplayInputError,
     ReplayInterrupted,
@@ -39,7 +50,7 @@ from streams.replay.fold import BucketResult, BucketTask, Invalid, _policies, fo
 from streams.replay.options import ReplayOptions
 from streams.replay.plan import plan
 from streams.replay.progress import Progress
-from streams.replay.sources import SourceData
+from streams.replay.sources import SourceData, parse_marks
 from streams.store import Store
 from streams.store import generations as gens
 from streams.store.rows import (
@@ -70,6 +81,8 @@ class ReplayResult:
     buckets: int = 0
     #: events added to the live raw archive at the switch (``ReplayOptions.archive``)
     archived: int = 0
+    #: from the archive: events the live worker archived while the replay ran, caught up
+    caught_up: int = 0
 
     @property
     def events_per_second(self) -> float:
@@ -144,7 +157,7 @@ def run_replay(
         if source.commit is not None:
             source.commit()
         return result
-    except ArchivePending:
+    except AfterSwitchError:
         raise  # the generation is live: it must not be recorded as failed
     except BaseException as err:
         interrupted = isinstance(err, KeyboardInterrupt | ReplayInterrupted)
@@ -186,6 +199,9 @@ def _build(
 
     if source.fingerprint:
         check_source()
+    if saved is not None and source.read_up_to is not None:
+        # the archive grows while the live worker runs: read what the first run read
+        source.up_to = parse_marks(saved.fingerprint)
     done_buckets = saved.buckets_done if saved is not None else 0
     events_done = saved.events_done if saved is not None else 0
     cases_done = saved.cases_done if saved is not None else 0
@@ -212,24 +228,30 @@ def _build(
     column_types: dict[str, Sequence[str]] = {
         table: writer.column_types(table, names) for table, names in _TABLE_COLUMNS.items()
     }
+    # The archive goes on growing while a replay reads it: what the live worker archives
+    # meanwhile is caught up before the switch (and in the moment right after it).
+    catching = options.switch and source.read_up_to is not None
+    template = BucketTask(
+        bucket=0,
+        path="",
+        trusted=source.trusted,
+        policies_path=options.policies_path,
+        watermark=the_plan.watermark,
+        since=options.since,
+        until=options.until,
+        updated_at=updated_at,
+        generation=generation.generation,
+        column_types=column_types,
+        archive=options.archive,
+        kafka_positions=source.kafka,
+        archived_at=generation.started_at,
+        pending=catching,
+    )
     tasks = [
-        BucketTask(
-            bucket=b,
-            path=str(bucket_path(the_plan.directory, b)),
-            trusted=source.trusted,
-            policies_path=options.policies_path,
-            watermark=the_plan.watermark,
-            since=options.since,
-            until=options.until,
-            updated_at=updated_at,
-            generation=generation.generation,
-            column_types=column_types,
-            archive=options.archive,
-            kafka_positions=source.kafka,
-            archived_at=generation.started_at,
-        )
+        dataclasses.replace(template, bucket=b, path=str(bucket_path(the_plan.directory, b)))
         for b in range(done_buckets, buckets)
     ]
+    pending: dict[str, datetime] = {}
     bad: set[int] = set()
     alerts = 0
     for result in _fold_all(tasks, pool, options.workers, should_stop):
@@ -237,9 +259,8 @@ def _build(
             _, reason, detail, _, position, _ = min(result.invalid)
             raise ReplayInputError(f"{source.where(position)}: invalid event ({reason}): {detail}")
         bad.update(index for index, *_ in result.invalid)
-        for table, columns in result.columns.items():
-            writer.write_columns(table, _TABLE_COLUMNS[table], columns)
-        alerts += len(result.columns[SLA_ALERTS_TABLE][0])
+        alerts += _write_fold(writer, result)
+        pending.update(result.pending)
         _write_dead_letters(writer, source, result.invalid, updated_at)
         events_done += result.events
         cases_done += result.cases
@@ -263,20 +284,33 @@ def _build(
         if should_stop is not None and should_stop():
             raise ReplayInterrupted("interrupted")
     late_rows = [row for row in the_plan.late if row[0] not in bad]
-    if late_rows:
-        writer.write_columns(
-            LATE_EVENTS_TABLE,
-            LATE_EVENT_COLUMNS,
-            [
-                [r[1] for r in late_rows],
-                [r[2] for r in late_rows],
-                [r[3] for r in late_rows],
-                [r[4] for r in late_rows],
-                [r[5] for r in late_rows],
-                [(r[5] - r[4]).total_seconds() for r in late_rows],
-                [updated_at] * len(late_rows),
-            ],
-        )
+    _write_late(writer, late_rows, updated_at)
+    late_count = len(late_rows)
+    caught_up = 0
+    state: CatchUpState | None = None
+    if catching:
+        assert source.read_up_to is not None
+        state = CatchUpState(dict(source.read_up_to), the_plan.watermarks, the_plan.newest)
+        if saved is not None and saved.buckets_done and the_plan.watermark is not None:
+            # the skipped buckets' next alerts are not known: their running cases are
+            # folded again at the first round that moves the watermark
+            state.pending.update(running_after(replay, the_plan.watermark))
+        state.pending.update(pending)
+        for _ in range(MAX_ROUNDS):
+            round_ = catch_up_round(live, state, options, template, work)
+            if not round_.events:
+                break
+            forget_cases(replay, round_.case_ids)
+            alerts += _write_round(writer, round_, updated_at)
+            caught_up += round_.events
+            late_count += len(round_.late)
+            if progress is not None:
+                progress("catch-up", caught_up, None)
+        if caught_up:
+            cases_done = int(
+                replay.client.query("SELECT count() FROM case_facts FINAL").result_rows[0][0]
+            )
+            events_done += caught_up
     dead_total = int(
         replay.client.query("SELECT count() FROM dead_letters FINAL").result_rows[0][0]
     )
@@ -295,6 +329,10 @@ def _build(
             finished = finished.but(detail=gens.ARCHIVE_PENDING)
         finished = gens.switch(live.client, live_database, finished)
         switched = True
+        if state is not None:
+            caught = _catch_up_after_switch(live, state, options, template, work, updated_at)
+            caught_up += caught.events
+            late_count += len(caught.late)
         if options.archive:
             # After the switch: a replay that failed before it archived nothing.
             archived = _copy_archive(live, finished, generation.database)
@@ -307,13 +345,70 @@ def _build(
         events=events_done,
         cases=cases_done,
         dead_letters=dead_total,
-        late_events=len(late_rows),
+        late_events=late_count,
         alerts=alerts,
         seconds=time.perf_counter() - started,
         resumed_buckets=saved.buckets_done if saved is not None else 0,
         switched=switched,
         buckets=buckets,
         archived=archived,
+        caught_up=caught_up,
+    )
+
+
+def _catch_up_after_switch(
+    live: Store,
+    state: CatchUpState,
+    options: ReplayOptions,
+    template: BucketTask,
+    work: Path,
+    updated_at: datetime,
+) -> Round:
+    """The events archived between the last round and the switch, written to the now
+    live tables. Rows are only added (the live worker writes there too): each case row
+    is its case's whole state, and the one with more events wins."""
+    try:
+        round_ = catch_up_round(live, state, options, template, work)
+        _write_round(live.writer, round_, updated_at)
+    except BaseException as err:
+        raise CatchUpIncomplete(
+            f"generation {options.generation} is live, but the events archived in the "
+            f"moment before the switch were not caught up ({type(err).__name__}: {err}); "
+            "the live worker rewrites those cases at their next event, or replay the "
+            "archive again"
+        ) from err
+    return round_
+
+
+def _write_fold(writer: Any, result: BucketResult) -> int:
+    """A fold's rows; returns how many alerts they hold."""
+    for table, columns in result.columns.items():
+        writer.write_columns(table, _TABLE_COLUMNS[table], columns)
+    return len(result.columns[SLA_ALERTS_TABLE][0])
+
+
+def _write_round(writer: Any, round_: Round, updated_at: datetime) -> int:
+    _write_late(writer, round_.late, updated_at)
+    return 0 if round_.result is None else _write_fold(writer, round_.result)
+
+
+def _write_late(
+    writer: Any, late_rows: Sequence[tuple[int, str, str, str, datetime, datetime]], at: datetime
+) -> None:
+    if not late_rows:
+        return
+    writer.write_columns(
+        LATE_EVENTS_TABLE,
+        LATE_EVENT_COLUMNS,
+        [
+            [r[1] for r in late_rows],
+            [r[2] for r in late_rows],
+            [r[3] for r in late_rows],
+            [r[4] for r in late_rows],
+            [r[5] for r in late_rows],
+            [(r[5] - r[4]).total_seconds() for r in late_rows],
+            [at] * len(late_rows),
+        ],
     )
 
 

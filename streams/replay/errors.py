@@ -18,6 +18,16 @@ class ReplayInterrupted(ReplayError):
     """The replay was asked to stop (Ctrl-C, or a cancel through the worker)."""
 
 
-class ArchivePending(ReplayError):
+class AfterSwitchError(ReplayError):
+    """The generation is live (switched), but a step after the switch did not finish:
+    the generation is not marked failed, and the message says what to run."""
+
+
+class ArchivePending(AfterSwitchError):
     """The generation is live, but adding its events to the raw archive did not finish:
     running the same replay again (same id) adds them, and nothing else."""
+
+
+class CatchUpIncomplete(AfterSwitchError):
+    """The generation is live, but the events archived in the moment before the switch
+    were not caught up."""

@@ -20,7 +20,7 @@ from streams.app.steps import case_sla_of
 from streams.contract import Event, InvalidEvent, decode_event, decode_validated
 from streams.core.case_state import CaseState
 from streams.core.facts import CASE_FACT_COLUMNS
-from streams.core.sla.alerts import ALERT_DIMENSIONS, due_alerts
+from streams.core.sla.alerts import ALERT_DIMENSIONS, due_alerts, pending_instants
 from streams.core.sla.policy import PolicySet, load_policies
 from streams.core.sla.rows import (
     CASE_CYCLES_TABLE,
@@ -52,6 +52,8 @@ class BucketResult:
     columns: dict[str, list[list[Any]]] = field(default_factory=dict)
     invalid: list[Invalid] = field(default_factory=list)
     seconds: float = 0.0
+    #: (case, its next alert instant after the watermark), with ``BucketTask.pending``
+    pending: list[tuple[str, datetime]] = field(default_factory=list)
 
 
 _policy_cache: dict[str, PolicySet] = {}
@@ -87,6 +89,9 @@ class BucketTask:
     #: the archive rows' ``ingested_at``: the generation's start, the same for a resumed
     #: replay, so the archive keeps the source's order (it is read by ingestion time)
     archived_at: datetime | None = None
+    #: also return each case's next alert instant after the watermark (a catch-up
+    #: refolds the cases whose instant a later watermark reaches)
+    pending: bool = False
 
 
 def fold_bucket(task: BucketTask) -> BucketResult:
@@ -136,6 +141,10 @@ def fold_bucket(task: BucketTask) -> BucketResult:
         evaluation, sla_row, cycles = case_sla_of(state, facts, policies)
         sla_rows_.append(sla_row)
         cycle_rows.extend(cycles)
+        if task.pending and task.watermark is not None:
+            upcoming = [at for at in pending_instants(evaluation) if at > task.watermark]
+            if upcoming:
+                result.pending.append((case_id, upcoming[0]))
         if task.watermark is not None:
             dims = {name: str(getattr(facts, name)) for name in ALERT_DIMENSIONS}
             for alert in due_alerts(evaluation, task.watermark, dims):

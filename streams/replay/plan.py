@@ -59,6 +59,10 @@ class _Plan:
     late: list[tuple[int, str, str, str, datetime, datetime]]
     watermark: datetime | None
     events: int
+    #: where lateness stands at the end: per-partition watermarks and the newest event
+    #: time (ms), from which a catch-up goes on
+    watermarks: dict[int, int]
+    newest: int | None
 
 
 def plan(
@@ -69,6 +73,8 @@ def plan(
     events: Iterable[tuple[bytes, Position]] | None = None,
     skip: int = 0,
     should_stop: Callable[[], bool] | None = None,
+    watermarks: dict[int, int] | None = None,
+    newest: int | None = None,
 ) -> _Plan:
     """Spill each raw event to its case's bucket file; find late events in source order.
 
@@ -77,6 +83,7 @@ def plan(
     spilled. An event that is not even a JSON object with a case id stops the replay
     here (mode "stop"), before anything is written; in "dead-letter" mode it goes to
     bucket 0, where validation turns it into a dead letter with its reason.
+    ``watermarks`` and ``newest`` (ms) go on from where an earlier plan ended.
     """
     directory.mkdir(parents=True, exist_ok=True)
     files: list[Any] = [
@@ -84,10 +91,9 @@ def plan(
         for b in range(buckets)
     ]
     counts = [0] * buckets
-    watermarks: dict[int, int] = {}
+    watermarks = {} if watermarks is None else dict(watermarks)
     #: (index, case_id, event_id, type, occurred_at ms, watermark ms) of late events
     late_ms: list[tuple[int, str, str, str, int, int]] = []
-    newest: int | None = None
     grace = options.late_grace // _MS
     since = _ceil_ms(options.since)
     until = _ceil_ms(options.until)
@@ -148,7 +154,15 @@ def plan(
             if out is not None:
                 out.close()
     late = [(i, c, e, t, _at(at), _at(mark)) for i, c, e, t, at, mark in late_ms]
-    return _Plan(directory, counts, late, None if newest is None else _at(newest), index + 1)
+    return _Plan(
+        directory,
+        counts,
+        late,
+        None if newest is None else _at(newest),
+        index + 1,
+        watermarks,
+        newest,
+    )
 
 
 def _stop_at(source: SourceData, position: Position, raw: bytes) -> None:

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from streams.replay import (
-    ArchivePending,
+    AfterSwitchError,
     Progress,
     ReplayError,
     ReplayInterrupted,
@@ -178,6 +178,7 @@ def result_summary(result: ReplayResult) -> dict[str, Any]:
         "events_per_second": result.events_per_second,
         "switched": result.switched,
         "archived": result.archived,
+        "caught_up": result.caught_up,
     }
 
 
@@ -186,8 +187,8 @@ def result_summary(result: ReplayResult) -> dict[str, Any]:
 RUNNING = "running"
 SUCCEEDED = "succeeded"
 FAILED = "failed"
-#: switched, but the events are not all in the raw archive yet (rerun the same id)
-ARCHIVE_PENDING = "archive-pending"
+#: switched, but a step after the switch did not finish (the error says what to run)
+SWITCHED_INCOMPLETE = "switched-incomplete"
 INTERRUPTED = "interrupted"
 
 
@@ -234,8 +235,8 @@ class ReplayRun:
             )
         except ReplayInterrupted:
             self.status, self.error = INTERRUPTED, "interrupted"
-        except ArchivePending as err:
-            self.status, self.error = ARCHIVE_PENDING, str(err)
+        except AfterSwitchError as err:
+            self.status, self.error = SWITCHED_INCOMPLETE, str(err)
         except (ReplayError, StoreError, ReplayRequestError) as err:
             self.status, self.error = FAILED, str(err)
         except Exception as err:  # reported to the command; the worker goes on

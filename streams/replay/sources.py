@@ -7,7 +7,6 @@ row) so a replay that stops on it points at it.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -52,6 +51,12 @@ class SourceData:
     commit: Callable[[], None] | None = None
     #: positions are Kafka (partition, offset, line in a batch message)
     kafka: bool = False
+    #: the archive: the highest Kafka offset read per partition (filled as it is read),
+    #: where a catch-up starts (``streams.replay.catch_up``); None for other sources
+    read_up_to: dict[int, int] | None = None
+    #: the archive: read no row beyond these offsets (a resumed replay reads what its
+    #: first run read, and catches up with the rest)
+    up_to: dict[int, int] | None = None
 
 
 def read_file(path: Path, progress: Progress | None = None) -> SourceData:
@@ -301,15 +306,18 @@ async def _commit(bootstrap: str, group: str, topic: str, stop: dict[Any, int]) 
         await consumer.stop()
 
 
-def read_archive(
-    store: Store,
-    since: datetime | None = None,
-    until: datetime | None = None,
-    progress: Progress | None = None,
-) -> SourceData:
-    """The raw archive (``events`` of the live database), in ingestion order, streamed
-    block by block through a client of its own (the store's client stays free for the
-    live worker's writes)."""
+#: the archive's order: ingestion order, then Kafka position (the order it was received in)
+ARCHIVE_ORDER = "ingested_at, kafka_partition, kafka_offset, case_id, event_id"
+#: an archive row's Kafka offset against per-partition offsets (-1 for a partition
+#: not in them); with parameters ``parts`` and ``offsets``
+MARK_OF_ROW = (
+    "transform(kafka_partition, {parts:Array(Int32)}, {offsets:Array(Int64)}, toInt64(-1))"
+)
+
+
+def archive_range(since: datetime | None, until: datetime | None) -> tuple[str, dict[str, Any]]:
+    """The condition (and its parameters) of a replay's ``--since`` / ``--until`` on the
+    archive's event times."""
     conditions = ["1"]
     params: dict[str, Any] = {}
     if since is not None:
@@ -318,13 +326,50 @@ def read_archive(
     if until is not None:
         conditions.append("occurred_at < {until:DateTime64(3, 'UTC')}")
         params["until"] = until
-    where = " AND ".join(conditions)
+    return " AND ".join(conditions), params
+
+
+def mark_parameters(marks: dict[int, int]) -> dict[str, Any]:
+    """``MARK_OF_ROW``'s parameters."""
+    parts = sorted(marks)
+    return {"parts": parts, "offsets": [marks[p] for p in parts]}
+
+
+def format_marks(marks: dict[int, int]) -> str:
+    return ",".join(f"{p}:{o}" for p, o in sorted(marks.items()))
+
+
+def parse_marks(fingerprint: str) -> dict[int, int] | None:
+    """The per-partition offsets an archive replay read, from its fingerprint."""
+    fields = fingerprint.split("|")
+    if len(fields) != 4:
+        return None
+    pairs = (item.split(":") for item in fields[2].split(",") if item)
+    return {int(p): int(o) for p, o in pairs}
+
+
+def read_archive(
+    store: Store,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    progress: Progress | None = None,
+) -> SourceData:
+    """The raw archive (``events`` of the live database), in ingestion order, streamed
+    block by block through a client of its own (the store's client stays free for the
+    live worker's writes).
+
+    It notes the highest Kafka offset read per partition (``read_up_to``): what the live
+    worker archives while the replay runs is caught up before the switch
+    (``streams.replay.catch_up``). Set ``up_to`` before reading to read no further than
+    an earlier run did."""
+    where, params = archive_range(since, until)
     total = int(
         store.client.query(
             f"SELECT count() FROM events FINAL WHERE {where}", parameters=params
         ).result_rows[0][0]
     )
     database = store.client.database or "default"
+    marks: dict[int, int] = {}
     data = SourceData(
         name=f"archive:{database}.events",
         events=iter(()),
@@ -332,29 +377,40 @@ def read_archive(
         fingerprint="",
         estimate=total,
         trusted=True,
+        read_up_to=marks,
     )
 
     def events() -> Iterator[tuple[bytes, Position]]:
+        condition, bound = where, dict(params)
+        if data.up_to is not None:
+            condition += f" AND (kafka_partition < 0 OR kafka_offset <= {MARK_OF_ROW})"
+            bound.update(mark_parameters(data.up_to))
         client = open_private_client(store.dsn, database=database)
-        digest = hashlib.sha256()
-        row = 0
+        row = unkeyed = 0
         try:
             with client.query_column_block_stream(
-                f"SELECT event_json FROM events FINAL WHERE {where} "
-                "ORDER BY ingested_at, kafka_partition, kafka_offset, case_id, event_id",
-                parameters=params,
+                "SELECT event_json, kafka_partition, kafka_offset FROM events FINAL "
+                f"WHERE {condition} ORDER BY {ARCHIVE_ORDER}",
+                parameters=bound,
             ) as blocks:
                 for block in blocks:
-                    for value in block[0]:
+                    for value, partition, offset in zip(*block, strict=True):
                         raw = value.encode() if isinstance(value, str) else bytes(value)
-                        digest.update(raw)
                         row += 1
-                        yield raw, (row, 0, 0)
+                        if partition < 0:
+                            unkeyed += 1
+                        elif offset > marks.get(partition, -1):
+                            marks[partition] = offset
+                        yield raw, (row, partition, offset)
                     if progress is not None:
                         progress("read", row, total)
         finally:
             client.close()
-        data.fingerprint = f"{since}|{until}|{row}|{digest.hexdigest()}"
+        # What a resumed replay must find again: the same Kafka positions (it reads up to
+        # them) and the same rows without one. Not the rows' content: an event redelivered
+        # meanwhile is read at its newer position (``FINAL`` keeps the later copy), by the
+        # catch-up, which folds its case again.
+        data.fingerprint = f"{since}|{until}|{format_marks(marks)}|{unkeyed}"
 
     data.events = events()
     return data

@@ -1,0 +1,194 @@
+"""A replay from the archive while the live worker goes on archiving: what arrives during
+the replay (and in the moment before the switch) is caught up, so the switched
+generation equals a replay started after it; an interrupted archive replay resumes
+although the archive grew meanwhile.
+
+The live worker's ingest step is played by ``Archiver``, which writes archive rows as
+that step does (Kafka partition by case, offsets per partition, ingestion in arrival
+order) into the real embedded ClickHouse the replay reads.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from streams.app.steps import partition_for
+from streams.contract import InvalidEvent, decode_event
+from streams.replay import ReplayOptions, SourceData, read_archive, run_replay
+from streams.store import Store
+from streams.store import generations as gens
+from streams.store.generations import get_generation
+from streams.store.rows import EventRow
+from tests.test_replay import LATE_SQL, chdb_dir, dsn_of, rows, small_history, snapshot
+
+__all__ = ["chdb_dir", "small_history"]  # fixtures, used by name
+
+ALERTS_SQL = "SELECT * EXCEPT (worker) FROM {db}.sla_alerts FINAL ORDER BY alert_id"
+PARTITIONS = 3
+
+
+class Archiver:
+    """Archive rows as the live ingest step writes them."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.offsets = [0] * PARTITIONS
+        self.clock = datetime(2026, 3, 1, tzinfo=UTC)
+
+    def add(self, raws: Sequence[bytes]) -> None:
+        rows = []
+        for raw in raws:
+            event = decode_event(raw)
+            partition = partition_for(event.case_id, PARTITIONS)
+            self.clock += timedelta(milliseconds=1)
+            rows.append(EventRow.archived(event, raw, self.clock, partition, self.offsets[partition]))
+            self.offsets[partition] += 1
+        self.store.writer.write_events(rows)
+
+
+def valid(history: Sequence[bytes]) -> list[bytes]:
+    kept = []
+    for raw in history:
+        try:
+            decode_event(raw)
+        except InvalidEvent:
+            continue
+        kept.append(raw)
+    return kept
+
+
+def cases_of(raws: Sequence[bytes]) -> set[str]:
+    return {orjson.loads(raw)["case_id"] for raw in raws}
+
+
+def ids(raws: Sequence[bytes]) -> int:
+    return len({(d["case_id"], d["event_id"]) for d in map(orjson.loads, raws)})
+
+
+def state_of(client: Any, db: str = "default") -> dict[str, list[tuple[Any, ...]]]:
+    tables = snapshot(client, db)
+    tables["sla_alerts"] = rows(client, ALERTS_SQL, db)
+    tables["late_events"] = rows(client, LATE_SQL, db)
+    return tables
+
+
+def archiving_afterwards(archiver: Archiver, more: Sequence[bytes]) -> Any:
+    """The archive as a replay reads it, with ``more`` archived the moment the replay has
+    read it (the live worker went on meanwhile)."""
+
+    def read(store: Store) -> SourceData:
+        data = read_archive(store)
+        inner = data.events
+
+        def events() -> Any:
+            yield from inner
+            archiver.add(more)
+
+        data.events = events()
+        return data
+
+    return read
+
+
+def test_an_archive_replay_catches_up_with_what_is_archived_while_it_runs(
+    chdb_dir: Path, small_history: list[bytes], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    dsn = dsn_of(chdb_dir)
+    store = Store.open(dsn)
+    live = store.client
+    events = valid(small_history)
+    first, rest = events[: len(events) * 6 // 10], events[len(events) * 6 // 10 :]
+    # the moment before the switch: ratings and call-backs of cases already read, which
+    # change no row's key (rows written after the switch are only added)
+    known = cases_of(first)
+    at_switch = [
+        raw
+        for raw in rest
+        if orjson.loads(raw)["type"] in ("rated", "callback")
+        and orjson.loads(raw)["case_id"] in known
+    ][-5:]
+    during = [raw for raw in rest if raw not in at_switch]
+    assert len(at_switch) == 5
+    assert cases_of(during) & cases_of(first), "newer events continue cases already read"
+    assert cases_of(during) - cases_of(first), "and open new ones"
+    archiver = Archiver(store)
+    archiver.add(first)
+
+    real_switch = gens.switch
+
+    def switch_after_more(*args: Any) -> Any:
+        """Fault injection at the store boundary: events are archived between the last
+        catch-up round and the switch."""
+        archiver.add(at_switch)
+        return real_switch(*args)
+
+    monkeypatch.setattr(gens, "switch", switch_after_more)
+    caught = run_replay(
+        dsn, archiving_afterwards(archiver, during), ReplayOptions(generation="caught")
+    )
+    monkeypatch.undo()
+    distinct = rows(live, "SELECT count() FROM events FINAL")[0][0]
+    # events read: each archive row once (a redelivery archived later is read again)
+    assert caught.switched and caught.caught_up == ids(during) + ids(at_switch)
+    assert caught.events == ids(first) + ids(during), "before the switch"
+    assert get_generation(live, "caught").status == "active"  # type: ignore[union-attr]
+    switched = state_of(live)
+
+    # a replay started after those events gives the same rows
+    after = run_replay(dsn, read_archive, ReplayOptions(generation="after", switch=False))
+    assert after.caught_up == 0 and after.events == distinct
+    expected = state_of(live, "civicpulse_replay_after")
+    assert switched == expected
+    assert caught.late_events == len(expected["late_events"])
+
+    # what the catch-up had to do beyond the cases the newer events touch: alerts that
+    # the newer events' watermark made due in cases they did not touch
+    touched = cases_of(during) | cases_of(at_switch)
+    first_watermark = max(decode_event(raw).occurred_at for raw in first)
+    raised_later = [
+        row
+        for row in expected["sla_alerts"]
+        if row[2] not in touched and row[6].replace(tzinfo=UTC) > first_watermark
+    ]
+    assert raised_later, "the newer events' watermark raises alerts of untouched cases"
+
+
+def test_an_interrupted_archive_replay_resumes_although_the_archive_grew(
+    chdb_dir: Path, small_history: list[bytes]
+) -> None:
+    dsn = dsn_of(chdb_dir)
+    store = Store.open(dsn)
+    live = store.client
+    events = valid(small_history)
+    first, later = events[: len(events) * 7 // 10], events[len(events) * 7 // 10 :]
+    archiver = Archiver(store)
+    archiver.add(first)
+    before = state_of(live)
+    calls = 0
+
+    def interrupt_after_three_buckets(phase: str, done: int, total: int | None) -> None:
+        """Fault injection: a Ctrl-C once three buckets are written."""
+        nonlocal calls
+        if phase == "fold":
+            calls += 1
+            if calls == 4:
+                raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_replay(
+            dsn, read_archive, ReplayOptions(generation="grew"), interrupt_after_three_buckets
+        )
+    archiver.add(later)  # the live worker went on
+    assert state_of(live) == before
+    resumed = run_replay(dsn, read_archive, ReplayOptions(generation="grew"))
+    assert resumed.resumed_buckets == 3 and resumed.switched
+    assert resumed.caught_up == ids(later)
+    switched = state_of(live)
+    run_replay(dsn, read_archive, ReplayOptions(generation="whole", switch=False))
+    assert switched == state_of(live, "civicpulse_replay_whole")
