@@ -47,7 +47,9 @@ class Archiver:
             event = decode_event(raw)
             partition = partition_for(event.case_id, PARTITIONS)
             self.clock += timedelta(milliseconds=1)
-            rows.append(EventRow.archived(event, raw, self.clock, partition, self.offsets[partition]))
+            rows.append(
+                EventRow.archived(event, raw, self.clock, partition, self.offsets[partition])
+            )
             self.offsets[partition] += 1
         self.store.writer.write_events(rows)
 
