@@ -20,7 +20,7 @@ import pytest
 
 from streams.app.steps import partition_for
 from streams.contract import InvalidEvent, decode_event
-from streams.replay import ReplayOptions, SourceData, read_archive, run_replay
+from streams.replay import ReplayOptions, SourceData, catch_up, read_archive, run_replay
 from streams.store import Store
 from streams.store import generations as gens
 from streams.store.generations import get_generation
@@ -98,9 +98,15 @@ def archiving_afterwards(archiver: Archiver, more: Sequence[bytes]) -> Any:
     return read
 
 
+@pytest.mark.parametrize("cases_per_fold", [catch_up.CASES_PER_FOLD, 7])
 def test_an_archive_replay_catches_up_with_what_is_archived_while_it_runs(
-    chdb_dir: Path, small_history: list[bytes], monkeypatch: pytest.MonkeyPatch
+    chdb_dir: Path,
+    small_history: list[bytes],
+    monkeypatch: pytest.MonkeyPatch,
+    cases_per_fold: int,
 ) -> None:
+    """With the default fold size, and with a round's cases folded 7 at a time."""
+    monkeypatch.setattr(catch_up, "CASES_PER_FOLD", cases_per_fold)
     dsn = dsn_of(chdb_dir)
     store = Store.open(dsn)
     live = store.client
@@ -134,7 +140,7 @@ def test_an_archive_replay_catches_up_with_what_is_archived_while_it_runs(
     caught = run_replay(
         dsn, archiving_afterwards(archiver, during), ReplayOptions(generation="caught")
     )
-    monkeypatch.undo()
+    monkeypatch.setattr(gens, "switch", real_switch)
     distinct = rows(live, "SELECT count() FROM events FINAL")[0][0]
     # events read: each archive row once (a redelivery archived later is read again)
     assert caught.switched and caught.caught_up == ids(during) + ids(at_switch)

@@ -13,7 +13,7 @@ are not caught up.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -32,6 +32,7 @@ from streams.replay.sources import (
     mark_parameters,
 )
 from streams.store import Store
+from streams.store.client import open_private_client
 from streams.store.generations import DERIVED_TABLES
 from streams.store.rows import LATE_EVENTS_TABLE
 
@@ -54,10 +55,17 @@ class CatchUpState:
 @dataclass(slots=True)
 class Round:
     events: int = 0  # newer events read
-    case_ids: list[str] = field(default_factory=list)  # cases folded again
-    #: the fold of those cases (rows as columns) and the newer events' late rows
-    result: BucketResult | None = None
+    cases: int = 0  # cases folded again
+    alerts: int = 0  # alert rows written
+    #: the newer events' late rows (the caller writes them)
     late: list[tuple[int, str, str, str, datetime, datetime]] = field(default_factory=list)
+
+
+#: (the cases folded together, their rows): writes them where the round goes
+Write = Callable[[list[str], BucketResult], int]
+
+#: cases folded together: bounds the memory of a round, as a bucket does for the build
+CASES_PER_FOLD = 20_000
 
 
 def catch_up_round(
@@ -66,55 +74,51 @@ def catch_up_round(
     options: ReplayOptions,
     template: BucketTask,
     work: Path,
+    write: Write,
 ) -> Round:
     """Read what the archive holds beyond ``state.read_up_to``, find its late events, and
-    fold again the cases it touches or whose next alert its watermark reaches. ``state``
-    moves on; the caller writes the round's rows."""
-    delta = _newer_events(live, state.read_up_to, options)
-    if not delta:
-        return Round()
+    fold again the cases it touches or whose next alert its watermark reaches, handing
+    their rows to ``write`` (which returns the alerts written). ``state`` moves on."""
     directory = work / "catch-up"
+    touched: set[str] = set()
+    read_up_to = dict(state.read_up_to)
     shell = SourceData(
         name="archive (catch-up)",
-        events=iter(()),
+        events=_newer_events(live, state.read_up_to, options, touched, read_up_to),
         where=lambda at: f"archive partition {at[1]} offset {at[2]}",
         fingerprint="",
         trusted=True,
     )
     the_plan: _Plan = plan(
-        shell,
-        options,
-        directory,
-        1,
-        events=[(raw, (index, p, o)) for index, (raw, _, p, o) in enumerate(delta)],
-        watermarks=state.watermarks,
-        newest=state.newest,
+        shell, options, directory, 1, watermarks=state.watermarks, newest=state.newest
     )
-    read_up_to = dict(state.read_up_to)
-    for _, _, partition, offset in delta:
-        if offset > read_up_to.get(partition, -1):
-            read_up_to[partition] = offset
+    if not the_plan.events:
+        return Round()
     watermark = the_plan.watermark
-    cases = {case_id for _, case_id, _, _ in delta}
     if watermark is not None:
-        cases.update(c for c, at in state.pending.items() if at <= watermark)
-    ids = sorted(cases)
+        touched.update(c for c, at in state.pending.items() if at <= watermark)
+    ids = sorted(touched)
+    round_ = Round(the_plan.events, len(ids), late=the_plan.late)
     path = directory / "cases.bin"
-    with path.open("wb") as out:
-        for index, (raw, position) in enumerate(_case_events(live, ids, read_up_to, options)):
-            out.write(_RECORD.pack(index, *position, len(raw), False))
-            out.write(raw)
-    result = fold_bucket(
-        dataclasses.replace(template, path=str(path), watermark=watermark, pending=True)
-    )
+    for start in range(0, len(ids), CASES_PER_FOLD):
+        chunk = ids[start : start + CASES_PER_FOLD]
+        with path.open("wb") as out:
+            events = _case_events(live, chunk, read_up_to, options)
+            for index, (raw, position) in enumerate(events):
+                out.write(_RECORD.pack(index, *position, len(raw), False))
+                out.write(raw)
+        result = fold_bucket(
+            dataclasses.replace(template, path=str(path), watermark=watermark, pending=True)
+        )
+        round_.alerts += write(chunk, result)
+        for case_id in chunk:
+            state.pending.pop(case_id, None)
+        state.pending.update(result.pending)
     path.unlink(missing_ok=True)
     state.read_up_to = read_up_to
     state.watermarks = the_plan.watermarks
     state.newest = the_plan.newest
-    for case_id in ids:
-        state.pending.pop(case_id, None)
-    state.pending.update(result.pending)
-    return Round(len(delta), ids, result, the_plan.late)
+    return round_
 
 
 def forget_cases(store: Store, case_ids: Sequence[str]) -> None:
@@ -147,24 +151,37 @@ def running_after(store: Store, watermark: datetime) -> dict[str, datetime]:
 
 
 def _newer_events(
-    live: Store, read_up_to: dict[int, int], options: ReplayOptions
-) -> list[tuple[bytes, str, int, int]]:
-    """(raw, case, partition, offset) of the archive's rows beyond ``read_up_to``, in the
-    archive's order; a redelivered event once, at its last position (as ``FINAL``)."""
+    live: Store,
+    read_up_to: dict[int, int],
+    options: ReplayOptions,
+    touched: set[str],
+    reached: dict[int, int],
+) -> Iterator[tuple[bytes, Position]]:
+    """The archive's rows beyond ``read_up_to``, in the archive's order, streamed through a
+    client of its own; a redelivered event once, at its last position (as ``FINAL``).
+    Notes their cases in ``touched`` and the offsets they reach in ``reached``."""
     where, params = archive_range(options.since, options.until)
     params.update(mark_parameters(read_up_to))
-    rows = live.client.query(
-        "SELECT event_json, case_id, event_id, kafka_partition, kafka_offset FROM events "
-        f"WHERE {where} AND kafka_partition >= 0 AND kafka_offset > {MARK_OF_ROW} "
-        f"ORDER BY {ARCHIVE_ORDER}",
-        parameters=params,
-    ).result_rows
-    last = {(case_id, event_id): n for n, (_, case_id, event_id, _, _) in enumerate(rows)}
-    return [
-        (_raw(value), case_id, partition, offset)
-        for n, (value, case_id, event_id, partition, offset) in enumerate(rows)
-        if last[(case_id, event_id)] == n
-    ]
+    client = open_private_client(live.dsn, database=live.client.database or "default")
+    row = 0
+    try:
+        with client.query_column_block_stream(
+            "SELECT event_json, case_id, kafka_partition, kafka_offset FROM ("
+            "SELECT event_json, case_id, event_id, ingested_at, kafka_partition, kafka_offset "
+            f"FROM events WHERE {where} AND kafka_partition >= 0 AND kafka_offset > {MARK_OF_ROW} "
+            "ORDER BY ingested_at DESC, kafka_partition DESC, kafka_offset DESC "
+            f"LIMIT 1 BY case_id, event_id) ORDER BY {ARCHIVE_ORDER}",
+            parameters=params,
+        ) as blocks:
+            for block in blocks:
+                for value, case_id, partition, offset in zip(*block, strict=True):
+                    touched.add(case_id)
+                    if offset > reached.get(partition, -1):
+                        reached[partition] = offset
+                    row += 1
+                    yield _raw(value), (row, partition, offset)
+    finally:
+        client.close()
 
 
 def _case_events(

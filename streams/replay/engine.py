@@ -296,12 +296,17 @@ def _build(
             # folded again at the first round that moves the watermark
             state.pending.update(running_after(replay, the_plan.watermark))
         state.pending.update(pending)
+
+        def replace(case_ids: list[str], result: BucketResult) -> int:
+            forget_cases(replay, case_ids)
+            return _write_fold(writer, result)
+
         for _ in range(MAX_ROUNDS):
-            round_ = catch_up_round(live, state, options, template, work)
+            round_ = catch_up_round(live, state, options, template, work, replace)
             if not round_.events:
                 break
-            forget_cases(replay, round_.case_ids)
-            alerts += _write_round(writer, round_, updated_at)
+            _write_late(writer, round_.late, updated_at)
+            alerts += round_.alerts
             caught_up += round_.events
             late_count += len(round_.late)
             if progress is not None:
@@ -333,6 +338,7 @@ def _build(
             caught = _catch_up_after_switch(live, state, options, template, work, updated_at)
             caught_up += caught.events
             late_count += len(caught.late)
+            alerts += caught.alerts
         if options.archive:
             # After the switch: a replay that failed before it archived nothing.
             archived = _copy_archive(live, finished, generation.database)
@@ -368,8 +374,10 @@ def _catch_up_after_switch(
     live tables. Rows are only added (the live worker writes there too): each case row
     is its case's whole state, and the one with more events wins."""
     try:
-        round_ = catch_up_round(live, state, options, template, work)
-        _write_round(live.writer, round_, updated_at)
+        round_ = catch_up_round(
+            live, state, options, template, work, lambda _, result: _write_fold(live.writer, result)
+        )
+        _write_late(live.writer, round_.late, updated_at)
     except BaseException as err:
         raise CatchUpIncomplete(
             f"generation {options.generation} is live, but the events archived in the "
@@ -385,11 +393,6 @@ def _write_fold(writer: Any, result: BucketResult) -> int:
     for table, columns in result.columns.items():
         writer.write_columns(table, _TABLE_COLUMNS[table], columns)
     return len(result.columns[SLA_ALERTS_TABLE][0])
-
-
-def _write_round(writer: Any, round_: Round, updated_at: datetime) -> int:
-    _write_late(writer, round_.late, updated_at)
-    return 0 if round_.result is None else _write_fold(writer, round_.result)
 
 
 def _write_late(
