@@ -51,9 +51,7 @@ def test_answering_in_time_cancels_the_rest_of_that_clock() -> None:
     case = Case().opened(T).contact(h(0.9))
     assert [a for a in ids(case, FAR) if "first_response" in a] == []
     case = Case().opened(T).contact(h(1.2))  # after the 50 % warning only
-    assert [a for a in ids(case, FAR) if "first_response" in a] == [
-        "C-1/first_response/0/warn50"
-    ]
+    assert [a for a in ids(case, FAR) if "first_response" in a] == ["C-1/first_response/0/warn50"]
     resolved = Case().opened(T).contact(h(0.5)).resolve(h(13))
     assert ids(resolved, FAR) == ["C-1/resolution/0/warn50"]
 
