@@ -20,7 +20,14 @@ import pytest
 
 from streams.app.steps import partition_for
 from streams.contract import InvalidEvent, decode_event
-from streams.replay import ReplayOptions, SourceData, catch_up, read_archive, run_replay
+from streams.replay import (
+    CatchUpIncomplete,
+    ReplayOptions,
+    SourceData,
+    catch_up,
+    read_archive,
+    run_replay,
+)
 from streams.store import Store
 from streams.store import generations as gens
 from streams.store.generations import get_generation
@@ -121,7 +128,8 @@ def test_an_archive_replay_catches_up_with_what_is_archived_while_it_runs(
         if orjson.loads(raw)["type"] in ("rated", "callback")
         and orjson.loads(raw)["case_id"] in known
     ][-5:]
-    during = [raw for raw in rest if raw not in at_switch]
+    # the ingest step's producer retried: five events read already are archived again
+    during = [raw for raw in rest if raw not in at_switch] + first[100:105]
     assert len(at_switch) == 5
     assert cases_of(during) & cases_of(first), "newer events continue cases already read"
     assert cases_of(during) - cases_of(first), "and open new ones"
@@ -142,9 +150,10 @@ def test_an_archive_replay_catches_up_with_what_is_archived_while_it_runs(
     )
     monkeypatch.setattr(gens, "switch", real_switch)
     distinct = rows(live, "SELECT count() FROM events FINAL")[0][0]
-    # events read: each archive row once (a redelivery archived later is read again)
+    # caught up: the archive rows read by the rounds (a redelivery is read again); the
+    # generation counts each event once, as a replay started after them does
     assert caught.switched and caught.caught_up == ids(during) + ids(at_switch)
-    assert caught.events == ids(first) + ids(during), "before the switch"
+    assert caught.events == ids([*first, *during]), "the events of the generation's build"
     assert get_generation(live, "caught").status == "active"  # type: ignore[union-attr]
     switched = state_of(live)
 
@@ -192,11 +201,69 @@ def test_an_interrupted_archive_replay_resumes_although_the_archive_grew(
         run_replay(
             dsn, read_archive, ReplayOptions(generation="grew"), interrupt_after_three_buckets
         )
-    archiver.add(later)  # the live worker went on
+    # the live worker went on, and archived again the last event read of each partition
+    last_read = {}
+    for raw in first:
+        last_read[partition_for(orjson.loads(raw)["case_id"], PARTITIONS)] = raw
+    archiver.add([*later, *last_read.values()])
     assert state_of(live) == before
     resumed = run_replay(dsn, read_archive, ReplayOptions(generation="grew"))
     assert resumed.resumed_buckets == 3 and resumed.switched
-    assert resumed.caught_up == ids(later)
+    assert resumed.caught_up == ids([*later, *last_read.values()])
     switched = state_of(live)
-    run_replay(dsn, read_archive, ReplayOptions(generation="whole", switch=False))
+    whole = run_replay(dsn, read_archive, ReplayOptions(generation="whole", switch=False))
     assert switched == state_of(live, "civicpulse_replay_whole")
+    assert (resumed.events, resumed.cases, resumed.alerts) == (
+        whole.events,
+        whole.cases,
+        whole.alerts,
+    )
+    assert resumed.alerts == len(switched["sla_alerts"])
+
+
+def test_a_failed_catch_up_leaves_live_alone_before_the_switch_and_live_after_it(
+    chdb_dir: Path, small_history: list[bytes], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    dsn = dsn_of(chdb_dir)
+    store = Store.open(dsn)
+    live = store.client
+    events = valid(small_history)
+    first, during, at_switch = events[:1200], events[1200:1800], events[1800:]
+    archiver = Archiver(store)
+    archiver.add(first)
+    run_replay(dsn, read_archive, ReplayOptions(generation="base"))
+    before = state_of(live)
+
+    # fault injection: the catch-up's fold fails (a worker out of memory, say)
+    real_fold = catch_up.fold_bucket
+    failing = True
+
+    def fold(task: Any) -> Any:
+        if failing:
+            raise RuntimeError("out of memory")
+        return real_fold(task)
+
+    monkeypatch.setattr(catch_up, "fold_bucket", fold)
+    with pytest.raises(RuntimeError, match="out of memory"):
+        run_replay(dsn, archiving_afterwards(archiver, during), ReplayOptions(generation="early"))
+    early = get_generation(live, "early")
+    assert early is not None and early.status == "failed" and "out of memory" in early.detail
+    assert state_of(live) == before, "nothing of a replay that failed before its switch"
+
+    # this time it fails in the round after the switch: the generation stays live
+    failing = False
+    real_switch = gens.switch
+
+    def switch_then_fail(*args: Any) -> Any:
+        nonlocal failing
+        archiver.add(at_switch)
+        switched = real_switch(*args)
+        failing = True
+        return switched
+
+    monkeypatch.setattr(gens, "switch", switch_then_fail)
+    with pytest.raises(CatchUpIncomplete, match=r"late is live.*out of memory"):
+        run_replay(dsn, read_archive, ReplayOptions(generation="late"))
+    late = get_generation(live, "late")
+    assert late is not None and late.status == "active"
+    assert len(state_of(live)["case_facts"]) > len(before["case_facts"])

@@ -56,16 +56,16 @@ class CatchUpState:
 class Round:
     events: int = 0  # newer events read
     cases: int = 0  # cases folded again
-    alerts: int = 0  # alert rows written
     #: the newer events' late rows (the caller writes them)
     late: list[tuple[int, str, str, str, datetime, datetime]] = field(default_factory=list)
 
 
 #: (the cases folded together, their rows): writes them where the round goes
-Write = Callable[[list[str], BucketResult], int]
+Write = Callable[[list[str], BucketResult], None]
 
-#: cases folded together: bounds the memory of a round, as a bucket does for the build
-CASES_PER_FOLD = 20_000
+#: cases folded together: bounds the memory of a round, as a bucket does for the build,
+#: and the case ids sent in one query (a ClickHouse server takes them in the URL)
+CASES_PER_FOLD = 5_000
 
 
 def catch_up_round(
@@ -78,7 +78,7 @@ def catch_up_round(
 ) -> Round:
     """Read what the archive holds beyond ``state.read_up_to``, find its late events, and
     fold again the cases it touches or whose next alert its watermark reaches, handing
-    their rows to ``write`` (which returns the alerts written). ``state`` moves on."""
+    their rows to ``write``. ``state`` moves on."""
     directory = work / "catch-up"
     touched: set[str] = set()
     read_up_to = dict(state.read_up_to)
@@ -110,7 +110,7 @@ def catch_up_round(
         result = fold_bucket(
             dataclasses.replace(template, path=str(path), watermark=watermark, pending=True)
         )
-        round_.alerts += write(chunk, result)
+        write(chunk, result)
         for case_id in chunk:
             state.pending.pop(case_id, None)
         state.pending.update(result.pending)
@@ -134,6 +134,24 @@ def forget_cases(store: Store, case_ids: Sequence[str]) -> None:
             f"DELETE FROM `{table}` WHERE case_id IN {{ids:Array(String)}}",
             parameters={"ids": list(case_ids)},
         )
+
+
+def caught_up_counts(
+    live: Store, replay: Store, state: CatchUpState, options: ReplayOptions
+) -> tuple[int, int, int]:
+    """(events, cases, alerts) of a generation that caught up, as a replay started now
+    would count them: the archive's events up to ``state.read_up_to`` (a redelivered
+    event once), the generation's cases and alerts."""
+    where, params = archive_range(options.since, options.until)
+    params.update(mark_parameters(state.read_up_to))
+    events = live.client.query(
+        f"SELECT count() FROM events FINAL WHERE {where} "
+        f"AND (kafka_partition < 0 OR kafka_offset <= {MARK_OF_ROW})",
+        parameters=params,
+    ).result_rows[0][0]
+    cases = replay.client.query("SELECT count() FROM case_facts FINAL").result_rows[0][0]
+    alerts = replay.client.query("SELECT count() FROM sla_alerts FINAL").result_rows[0][0]
+    return int(events), int(cases), int(alerts)
 
 
 def running_after(store: Store, watermark: datetime) -> dict[str, datetime]:

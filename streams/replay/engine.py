@@ -11,6 +11,7 @@ import contextlib
 import dataclasses
 import hashlib
 import itertools
+import logging
 import multiprocessing
 import os
 import shutil
@@ -35,6 +36,7 @@ from streams.replay.catch_up import (
     CatchUpState,
     Round,
     catch_up_round,
+    caught_up_counts,
     forget_cases,
     running_after,
 )
@@ -65,6 +67,8 @@ from streams.store.rows import (
     SLA_ALERT_COLUMNS,
     SLA_ALERTS_TABLE,
 )
+
+_log = logging.getLogger(__name__)
 
 
 @dataclass(slots=True)
@@ -297,25 +301,31 @@ def _build(
             state.pending.update(running_after(replay, the_plan.watermark))
         state.pending.update(pending)
 
-        def replace(case_ids: list[str], result: BucketResult) -> int:
+        def replace(case_ids: list[str], result: BucketResult) -> None:
             forget_cases(replay, case_ids)
-            return _write_fold(writer, result)
+            _write_dead_letters(writer, source, result.invalid, updated_at)
+            _write_fold(writer, result)
 
-        for _ in range(MAX_ROUNDS):
+        for round_number in range(1, MAX_ROUNDS + 1):
             round_ = catch_up_round(live, state, options, template, work, replace)
             if not round_.events:
                 break
             _write_late(writer, round_.late, updated_at)
-            alerts += round_.alerts
             caught_up += round_.events
             late_count += len(round_.late)
             if progress is not None:
                 progress("catch-up", caught_up, None)
+            if round_number == MAX_ROUNDS:
+                _log.warning(
+                    "replay %s: the archive still grew after %d catch-up rounds; the "
+                    "switch goes on, and the round after it takes what is left",
+                    generation.generation,
+                    MAX_ROUNDS,
+                )
         if caught_up:
-            cases_done = int(
-                replay.client.query("SELECT count() FROM case_facts FINAL").result_rows[0][0]
-            )
-            events_done += caught_up
+            # Counted again, as a replay started now would count them: a catch-up reads
+            # a redelivered event a second time, and folds its cases' alerts again.
+            events_done, cases_done, alerts = caught_up_counts(live, replay, state, options)
     dead_total = int(
         replay.client.query("SELECT count() FROM dead_letters FINAL").result_rows[0][0]
     )
@@ -338,7 +348,6 @@ def _build(
             caught = _catch_up_after_switch(live, state, options, template, work, updated_at)
             caught_up += caught.events
             late_count += len(caught.late)
-            alerts += caught.alerts
         if options.archive:
             # After the switch: a replay that failed before it archived nothing.
             archived = _copy_archive(live, finished, generation.database)
@@ -374,9 +383,11 @@ def _catch_up_after_switch(
     live tables. Rows are only added (the live worker writes there too): each case row
     is its case's whole state, and the one with more events wins."""
     try:
-        round_ = catch_up_round(
-            live, state, options, template, work, lambda _, result: _write_fold(live.writer, result)
-        )
+
+        def add(_: list[str], result: BucketResult) -> None:
+            _write_fold(live.writer, result)
+
+        round_ = catch_up_round(live, state, options, template, work, add)
         _write_late(live.writer, round_.late, updated_at)
     except BaseException as err:
         raise CatchUpIncomplete(

@@ -344,8 +344,13 @@ def parse_marks(fingerprint: str) -> dict[int, int] | None:
     fields = fingerprint.split("|")
     if len(fields) != 4:
         return None
-    pairs = (item.split(":") for item in fields[2].split(",") if item)
-    return {int(p): int(o) for p, o in pairs}
+    marks: dict[int, int] = {}
+    for item in filter(None, fields[2].split(",")):
+        partition, _, offset = item.partition(":")
+        if not (partition.lstrip("-").isdigit() and offset.isdigit()):
+            return None  # not an archive fingerprint of this release
+        marks[int(partition)] = int(offset)
+    return marks
 
 
 def read_archive(
@@ -385,6 +390,9 @@ def read_archive(
         if data.up_to is not None:
             condition += f" AND (kafka_partition < 0 OR kafka_offset <= {MARK_OF_ROW})"
             bound.update(mark_parameters(data.up_to))
+            # what the first run read up to, even if the event at a mark was redelivered
+            # beyond it since (``FINAL`` keeps that later copy, which the catch-up reads)
+            marks.update(data.up_to)
         client = open_private_client(store.dsn, database=database)
         row = unkeyed = 0
         try:
