@@ -13,7 +13,10 @@ producers send). Then, on the same machine and broker:
   the file once more with ``archive=True`` (what ``civicpulse replay run --from-file``
   does by default: its events are added to the live raw archive);
 - replay from the archive: the valid events written to a fresh store's ``events`` table
-  (as the live worker archives them), then replayed from it (trusted decoding).
+  (as the live worker archives them), then replayed from it (trusted decoding);
+- the same with the last tenth archived while the replay reads the rest (as a live
+  worker would): the replay catches it up before the switch; events/s counts all of
+  them over the whole replay.
 
 The ratio is what to compare across machines; absolute numbers on a shared 2-core
 machine are noisy.
@@ -50,14 +53,14 @@ from streams.store import Store, close_clients
 from streams.store.rows import EventRow
 
 
-def fill_archive(dsn: str, raws: list[bytes]) -> None:
+def fill_archive(dsn: str, raws: list[bytes], first_offset: int = 0) -> None:
     """The valid events in ``events``, as the live ingest step archives them."""
     from datetime import UTC, datetime
 
     store = Store.open(dsn)
     now = datetime.now(UTC)
     rows: list[EventRow] = []
-    for offset, raw in enumerate(raws):
+    for offset, raw in enumerate(raws, first_offset):
         try:
             event = decode_event(raw)
         except InvalidEvent:
@@ -110,9 +113,10 @@ def main() -> None:
                 result = run_replay(dsn, read, options)
                 rate = result.events / (time.perf_counter() - started)
                 close_clients()
+                caught = f", {result.caught_up:,} caught up" if result.caught_up else ""
                 print(
                     f"replay from {label} ({args.workers} processes): {rate:>10,.0f} events/s"
-                    f"  ({rate / raw:.2f} x raw consume)"
+                    f"  ({rate / raw:.2f} x raw consume{caught})"
                 )
 
             replay("file", f"chdb://{root / 'ch-file'}", lambda _store: read_file(path))
@@ -130,6 +134,27 @@ def main() -> None:
             archive = f"chdb://{root / 'ch-archive'}"
             fill_archive(archive, [m.value for m in history.emitted])
             replay("archive", archive, read_archive)
+
+            # the live worker archives the last tenth while the replay reads the rest
+            growing = f"chdb://{root / 'ch-growing'}"
+            raws = [m.value for m in history.emitted]
+            cut = len(raws) * 9 // 10
+            fill_archive(growing, raws[:cut])
+
+            def archive_growing(store: Store) -> SourceData:
+                data = read_archive(store)
+                inner = data.events
+
+                def events() -> Any:
+                    yield from inner
+                    fill_archive(growing, raws[cut:], cut)
+
+                data.events = events()
+                return data
+
+            replay(
+                "archive, a tenth archived during the replay (caught up)", growing, archive_growing
+            )
         finally:
             if not args.bootstrap:
                 kafka_runtime.down(root / "kafka")
