@@ -101,6 +101,21 @@ def shuffled_within(lines: list[bytes], grace: timedelta, seed: int) -> list[byt
     return sorted(lines, key=key)
 
 
+def interrupt_after_buckets(written: int) -> Callable[[str, int, int | None], None]:
+    """Fault injection, as a progress callback: a Ctrl-C once ``written`` buckets are
+    written (the fold phase reports once before the first bucket)."""
+    calls = 0
+
+    def progress(phase: str, done: int, total: int | None) -> None:
+        nonlocal calls
+        if phase == "fold":
+            calls += 1
+            if calls == written + 1:
+                raise KeyboardInterrupt
+
+    return progress
+
+
 # --------------------------------------------------------------------- determinism
 
 
@@ -260,22 +275,12 @@ def test_an_interrupted_replay_resumes_to_the_same_result(
     before = snapshot(live)
     once = snapshot(live, "civicpulse_replay_once")
 
-    calls = 0
-
-    def interrupt_after_three_buckets(phase: str, done: int, total: int | None) -> None:
-        """Fault injection: a Ctrl-C once three buckets are written."""
-        nonlocal calls
-        if phase == "fold":
-            calls += 1
-            if calls == 4:
-                raise KeyboardInterrupt
-
     with pytest.raises(KeyboardInterrupt):
         run_replay(
             dsn,
             file_source(path),
             ReplayOptions(generation="twice", switch=False, archive=True),
-            interrupt_after_three_buckets,
+            interrupt_after_buckets(3),
         )
     failed = get_generation(live, "twice")
     assert failed is not None and failed.status == "failed" and failed.detail == "interrupted"

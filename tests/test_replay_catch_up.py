@@ -32,7 +32,15 @@ from streams.store import Store
 from streams.store import generations as gens
 from streams.store.generations import get_generation
 from streams.store.rows import EventRow
-from tests.test_replay import LATE_SQL, chdb_dir, dsn_of, rows, small_history, snapshot
+from tests.test_replay import (
+    LATE_SQL,
+    chdb_dir,
+    dsn_of,
+    interrupt_after_buckets,
+    rows,
+    small_history,
+    snapshot,
+)
 
 __all__ = ["chdb_dir", "small_history"]  # fixtures, used by name
 
@@ -59,6 +67,12 @@ class Archiver:
             )
             self.offsets[partition] += 1
         self.store.writer.write_events(rows)
+
+
+def archive_store(directory: Path, history: Sequence[bytes]) -> tuple[str, Store, list[bytes]]:
+    """(DSN, store, the history's valid events): an empty embedded store to archive into."""
+    dsn = dsn_of(directory)
+    return dsn, Store.open(dsn), valid(history)
 
 
 def valid(history: Sequence[bytes]) -> list[bytes]:
@@ -114,10 +128,8 @@ def test_an_archive_replay_catches_up_with_what_is_archived_while_it_runs(
 ) -> None:
     """With the default fold size, and with a round's cases folded 7 at a time."""
     monkeypatch.setattr(catch_up, "CASES_PER_FOLD", cases_per_fold)
-    dsn = dsn_of(chdb_dir)
-    store = Store.open(dsn)
+    dsn, store, events = archive_store(chdb_dir, small_history)
     live = store.client
-    events = valid(small_history)
     first, rest = events[: len(events) * 6 // 10], events[len(events) * 6 // 10 :]
     # the moment before the switch: ratings and call-backs of cases already read, which
     # change no row's key (rows written after the switch are only added)
@@ -179,28 +191,14 @@ def test_an_archive_replay_catches_up_with_what_is_archived_while_it_runs(
 def test_an_interrupted_archive_replay_resumes_although_the_archive_grew(
     chdb_dir: Path, small_history: list[bytes]
 ) -> None:
-    dsn = dsn_of(chdb_dir)
-    store = Store.open(dsn)
+    dsn, store, events = archive_store(chdb_dir, small_history)
     live = store.client
-    events = valid(small_history)
     first, later = events[: len(events) * 7 // 10], events[len(events) * 7 // 10 :]
     archiver = Archiver(store)
     archiver.add(first)
     before = state_of(live)
-    calls = 0
-
-    def interrupt_after_three_buckets(phase: str, done: int, total: int | None) -> None:
-        """Fault injection: a Ctrl-C once three buckets are written."""
-        nonlocal calls
-        if phase == "fold":
-            calls += 1
-            if calls == 4:
-                raise KeyboardInterrupt
-
     with pytest.raises(KeyboardInterrupt):
-        run_replay(
-            dsn, read_archive, ReplayOptions(generation="grew"), interrupt_after_three_buckets
-        )
+        run_replay(dsn, read_archive, ReplayOptions(generation="grew"), interrupt_after_buckets(3))
     # the live worker went on, and archived again the last event read of each partition
     last_read = {}
     for raw in first:
@@ -224,10 +222,8 @@ def test_an_interrupted_archive_replay_resumes_although_the_archive_grew(
 def test_a_failed_catch_up_leaves_live_alone_before_the_switch_and_live_after_it(
     chdb_dir: Path, small_history: list[bytes], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    dsn = dsn_of(chdb_dir)
-    store = Store.open(dsn)
+    dsn, store, events = archive_store(chdb_dir, small_history)
     live = store.client
-    events = valid(small_history)
     first, during, at_switch = events[:1200], events[1200:1800], events[1800:]
     archiver = Archiver(store)
     archiver.add(first)
