@@ -81,6 +81,14 @@ def run(
     to_offset: Annotated[
         int | None, typer.Option(help="topic: last offset, included (every partition)")
     ] = None,
+    from_time: Annotated[
+        str | None,
+        typer.Option(help="topic: messages stored (Kafka timestamp) at or after (ISO 8601)"),
+    ] = None,
+    to_time: Annotated[
+        str | None,
+        typer.Option(help="topic: messages stored (Kafka timestamp) before (ISO 8601)"),
+    ] = None,
     since: Annotated[str | None, typer.Option(help="only events at or after (ISO 8601)")] = None,
     until: Annotated[str | None, typer.Option(help="only events before (ISO 8601)")] = None,
     replay_id: Annotated[
@@ -131,6 +139,8 @@ def run(
             from_archive=from_archive,
             from_offset=from_offset,
             to_offset=to_offset,
+            from_time=from_time,
+            to_time=to_time,
             since=since,
             until=until,
             policies=policies,

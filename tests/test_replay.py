@@ -690,3 +690,63 @@ def test_event_times_with_a_lower_case_t_and_z_count_in_the_plan(
         options = ReplayOptions(generation="lower", invalid=invalid)
         planned = plan(SourceData("test", (), str, ""), options, tmp_path / invalid, 4, events)
         assert planned.watermark == later
+
+
+# --------------------------------------------------------------------- topic time range
+
+
+@pytest.mark.integration
+def test_a_topic_time_range_reads_the_messages_stored_in_it(
+    kafka_broker: Any, small_history: list[bytes]
+) -> None:
+    """--from-time / --to-time: the broker's time index picks the messages stored in the
+    range, in every partition; the request refuses them for other sources."""
+    import time
+    import uuid
+    from datetime import UTC, datetime
+
+    from aiokafka import AIOKafkaProducer
+
+    from streams.kafka_runtime.topics import ensure_topics_sync
+    from streams.replay.service import ReplayRequest, ReplayRequestError
+
+    bootstrap = kafka_broker.bootstrap
+    topic = f"time-range-{uuid.uuid4().hex[:8]}"
+    ensure_topics_sync(bootstrap, {topic: 3})
+    before, inside, after = small_history[:700], small_history[700:1500], small_history[1500:]
+
+    async def send(raws: list[bytes]) -> None:
+        producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+        await producer.start()
+        try:
+            for raw in raws:
+                await producer.send(topic, raw, key=orjson.loads(raw)["case_id"].encode())
+            await producer.flush()
+        finally:
+            await producer.stop()
+
+    def instant_between() -> datetime:
+        time.sleep(0.05)  # Kafka timestamps are milliseconds: keep the batches apart
+        at = datetime.now(UTC)
+        time.sleep(0.05)
+        return at
+
+    asyncio.run(send(before))
+    start = instant_between()
+    asyncio.run(send(inside))
+    end = instant_between()
+    asyncio.run(send(after))
+
+    def read(**bounds: Any) -> list[bytes]:
+        data = read_topic(bootstrap, topic, f"g-{uuid.uuid4().hex[:6]}", **bounds)
+        return sorted(raw for raw, _ in data.events)
+
+    assert read(from_time=start, to_time=end) == sorted(inside)
+    assert read(from_time=end) == sorted(after)
+    assert read(to_time=start) == sorted(before)
+    assert read(from_time=datetime.now(UTC)) == []
+    assert len(read()) == len(small_history)
+    with pytest.raises(ReplayRequestError, match=r"--from-time.*--from-topic only"):
+        ReplayRequest(from_archive=True, from_time=start.isoformat())
+    with pytest.raises(ReplayRequestError, match=r"--to-offset.*--from-topic only"):
+        ReplayRequest(from_file="/tmp/x.jsonl", to_offset=3)

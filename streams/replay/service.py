@@ -56,6 +56,9 @@ class ReplayRequest:
     from_archive: bool = False
     from_offset: int | None = None
     to_offset: int | None = None
+    #: topic: messages stored (Kafka timestamp) at or after / before; ISO 8601
+    from_time: str | None = None
+    to_time: str | None = None
     since: str | None = None  # ISO 8601, UTC when no offset is given
     until: str | None = None
     policies: str | None = None  # default: the settings' (the worker's) policy file
@@ -87,6 +90,21 @@ class ReplayRequest:
             raise ReplayRequestError(str(err)) from err
         instant(self.since, "--since")
         instant(self.until, "--until")
+        instant(self.from_time, "--from-time")
+        instant(self.to_time, "--to-time")
+        if self.from_topic is None:
+            given = [
+                option
+                for option, value in (
+                    ("--from-offset", self.from_offset),
+                    ("--to-offset", self.to_offset),
+                    ("--from-time", self.from_time),
+                    ("--to-time", self.to_time),
+                )
+                if value is not None
+            ]
+            if given:
+                raise ReplayRequestError(f"{', '.join(given)}: for --from-topic only")
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -158,6 +176,8 @@ def source_reader(
                 request.from_offset,
                 request.to_offset,
                 progress,
+                from_time=instant(request.from_time, "--from-time"),
+                to_time=instant(request.to_time, "--to-time"),
             )
         return read_archive(store, options.since, options.until, progress)
 

@@ -182,15 +182,19 @@ def read_topic(
     from_offset: int | None = None,
     to_offset: int | None = None,
     progress: Progress | None = None,
+    from_time: datetime | None = None,
+    to_time: datetime | None = None,
 ) -> SourceData:
     """Every event of ``topic`` from ``from_offset`` (default: the beginning) up to
     ``to_offset`` included (default: the end when the replay started), in every
     partition, through the consumer group ``group``, read batch by batch as it is
-    replayed."""
+    replayed. ``from_time`` / ``to_time`` narrow that to the messages stored (Kafka
+    timestamp) at or after / before those instants, found with the broker's time index:
+    a time range of the topic, whatever the events' own times."""
     loop = asyncio.new_event_loop()
     try:
         consumer, tps, start, stop = loop.run_until_complete(
-            _open_topic(bootstrap, topic, group, from_offset, to_offset)
+            _open_topic(bootstrap, topic, group, from_offset, to_offset, from_time, to_time)
         )
     except BaseException:
         loop.close()
@@ -243,7 +247,13 @@ def read_topic(
 
 
 async def _open_topic(
-    bootstrap: str, topic: str, group: str, from_offset: int | None, to_offset: int | None
+    bootstrap: str,
+    topic: str,
+    group: str,
+    from_offset: int | None,
+    to_offset: int | None,
+    from_time: datetime | None = None,
+    to_time: datetime | None = None,
 ) -> tuple[Any, list[Any], dict[Any, int], dict[Any, int]]:
     from aiokafka import AIOKafkaConsumer, TopicPartition
 
@@ -266,14 +276,32 @@ async def _open_topic(
         ends = await consumer.end_offsets(tps)
         start: dict[Any, int] = {}
         stop: dict[Any, int] = {}
+        first_at = await _offsets_at(consumer, tps, from_time, ends)
+        first_after = await _offsets_at(consumer, tps, to_time, ends)
         for tp in tps:
-            start[tp] = max(beginnings[tp], from_offset or 0)
-            stop[tp] = ends[tp] if to_offset is None else min(ends[tp], to_offset + 1)
+            start[tp] = max(beginnings[tp], from_offset or 0, first_at.get(tp, 0))
+            stop[tp] = min(
+                ends[tp],
+                ends[tp] if to_offset is None else to_offset + 1,
+                first_after.get(tp, ends[tp]),
+            )
             consumer.seek(tp, start[tp])
     except BaseException:
         await consumer.stop()
         raise
     return consumer, tps, start, stop
+
+
+async def _offsets_at(
+    consumer: Any, tps: list[Any], at: datetime | None, ends: dict[Any, int]
+) -> dict[Any, int]:
+    """Per partition, the first offset whose message was stored at or after ``at`` (the
+    end when none was); empty without ``at``."""
+    if at is None:
+        return {}
+    ms = int(at.timestamp() * 1000)
+    found = await consumer.offsets_for_times(dict.fromkeys(tps, ms))
+    return {tp: ends[tp] if found.get(tp) is None else found[tp].offset for tp in tps}
 
 
 async def _partitions(bootstrap: str, topic: str) -> set[int]:
