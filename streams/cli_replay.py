@@ -153,6 +153,7 @@ def run(
         ).absolute()
     except ReplayRequestError as err:
         raise fail(str(err)) from err
+    _note_other_policies(settings, request.policies, request.switch)
     answer = None
     if settings.embedded_clickhouse:
         try:
@@ -178,6 +179,25 @@ def run(
     table.add_row("caught up (archived meanwhile)", f"{summary['caught_up']:,}")
     table.add_row("ran in", "the worker" if answer is not None else "this process")
     console.print(table)
+
+
+def _note_other_policies(settings: Any, policies: str | None, switch: bool) -> None:
+    """A replay with other SLA policies than the settings' (the live worker's): after
+    the switch, the worker rewrites every case it touches with its own."""
+    if not policies or not switch:
+        return
+    from streams.replay import policies_hash
+
+    worker_policies = settings.sla_policies or None
+    if policies_hash(policies) == policies_hash(worker_policies):
+        return
+    err_console.print(
+        f"[yellow]note:[/] this replay evaluates with {escape(policies)}, the live worker "
+        f"with {escape(worker_policies or 'the shipped policies')}: after the switch it "
+        "rewrites each case it touches with its own. Point the worker at the same file "
+        '(CIVICPULSE_SLA_POLICIES) and restart it (docs/replay.md, "Changing SLA '
+        'policies").'
+    )
 
 
 def _run_here(settings: Any, request: Any) -> dict[str, Any]:

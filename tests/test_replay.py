@@ -750,3 +750,25 @@ def test_a_topic_time_range_reads_the_messages_stored_in_it(
         ReplayRequest(from_archive=True, from_time=start.isoformat())
     with pytest.raises(ReplayRequestError, match=r"--to-offset.*--from-topic only"):
         ReplayRequest(from_file="/tmp/x.jsonl", to_offset=3)
+
+
+def test_the_command_notes_a_switch_to_other_policies_than_the_workers(
+    chdb_dir: Path, tmp_path: Path, small_history: list[bytes]
+) -> None:
+    path = write_lines(tmp_path / "history.jsonl", small_history[:300])
+    env = {"CIVICPULSE_CONFIG": str(tmp_path / "none.toml"), "CLICKHOUSE_URL": dsn_of(chdb_dir)}
+    runner = CliRunner()
+    other = ["--policies", "config/sla/policies-shanghai.yaml"]
+    runs = {
+        "other policies": ["--id", "other", *other],
+        "the worker's": ["--id", "same"],
+        "other, not switched": ["--id", "tried", *other, "--no-switch"],
+    }
+    notes = {}
+    for label, options in runs.items():
+        result = runner.invoke(app, ["replay", "run", "--from-file", str(path), *options], env=env)
+        assert result.exit_code == 0, result.output
+        notes[label] = "rewrites each case it touches with its own" in " ".join(
+            result.output.split()
+        )
+    assert notes == {"other policies": True, "the worker's": False, "other, not switched": False}
