@@ -53,8 +53,9 @@ from streams.store import Store, close_clients
 from streams.store.rows import EventRow
 
 
-def fill_archive(dsn: str, raws: list[bytes], first_offset: int = 0) -> None:
-    """The valid events in ``events``, as the live ingest step archives them."""
+def fill_archive(dsn: str, raws: list[bytes], first_offset: int = 0, close: bool = True) -> None:
+    """The valid events in ``events``, as the live ingest step archives them (``close``:
+    then close the process's clients; not while a replay in this process uses them)."""
     from datetime import UTC, datetime
 
     store = Store.open(dsn)
@@ -70,7 +71,8 @@ def fill_archive(dsn: str, raws: list[bytes], first_offset: int = 0) -> None:
             store.writer.write_events(rows)
             rows = []
     store.writer.write_events(rows)
-    close_clients()
+    if close:
+        close_clients()
 
 
 def main() -> None:
@@ -147,7 +149,7 @@ def main() -> None:
 
                 def events() -> Any:
                     yield from inner
-                    fill_archive(growing, raws[cut:], cut)
+                    fill_archive(growing, raws[cut:], cut, close=False)
 
                 data.events = events()
                 return data
