@@ -83,11 +83,11 @@ def run(
     ] = None,
     from_time: Annotated[
         str | None,
-        typer.Option(help="topic: messages stored (Kafka timestamp) at or after (ISO 8601)"),
+        typer.Option(help="topic: from the first message stamped at or after (ISO 8601)"),
     ] = None,
     to_time: Annotated[
         str | None,
-        typer.Option(help="topic: messages stored (Kafka timestamp) before (ISO 8601)"),
+        typer.Option(help="topic: up to the first message stamped at or after (ISO 8601)"),
     ] = None,
     since: Annotated[str | None, typer.Option(help="only events at or after (ISO 8601)")] = None,
     until: Annotated[str | None, typer.Option(help="only events before (ISO 8601)")] = None,

@@ -759,16 +759,57 @@ def test_the_command_notes_a_switch_to_other_policies_than_the_workers(
     env = {"CIVICPULSE_CONFIG": str(tmp_path / "none.toml"), "CLICKHOUSE_URL": dsn_of(chdb_dir)}
     runner = CliRunner()
     other = ["--policies", "config/sla/policies-shanghai.yaml"]
+    shanghai = str(Path("config/sla/policies-shanghai.yaml").resolve())
     runs = {
-        "other policies": ["--id", "other", *other],
-        "the worker's": ["--id", "same"],
-        "other, not switched": ["--id", "tried", *other, "--no-switch"],
+        "other policies": (["--id", "other", *other], {}),
+        "the worker's": (["--id", "same"], {}),
+        "other, not switched": (["--id", "tried", *other, "--no-switch"], {}),
+        # the worker's file, named otherwise (absolute here, relative in its settings)
+        "the worker's, named": (
+            ["--id", "named", "--policies", shanghai],
+            {"CIVICPULSE_SLA_POLICIES": "config/sla/policies-shanghai.yaml"},
+        ),
     }
     notes = {}
-    for label, options in runs.items():
-        result = runner.invoke(app, ["replay", "run", "--from-file", str(path), *options], env=env)
+    for label, (options, settings) in runs.items():
+        result = runner.invoke(
+            app, ["replay", "run", "--from-file", str(path), *options], env={**env, **settings}
+        )
         assert result.exit_code == 0, result.output
         notes[label] = "rewrites each case it touches with its own" in " ".join(
             result.output.split()
         )
-    assert notes == {"other policies": True, "the worker's": False, "other, not switched": False}
+    assert notes == {
+        "other policies": True,
+        "the worker's": False,
+        "other, not switched": False,
+        "the worker's, named": False,
+    }
+
+
+def test_an_empty_range_is_refused_before_it_empties_the_boards(
+    chdb_dir: Path, tmp_path: Path, small_history: list[bytes]
+) -> None:
+    from streams.replay.service import ReplayRequest, ReplayRequestError
+
+    dsn = dsn_of(chdb_dir)
+    path = write_lines(tmp_path / "history.jsonl", small_history)
+    run_replay(dsn, file_source(path), ReplayOptions(generation="full"))
+    live = Store.open(dsn).client
+    before = snapshot(live)
+    from datetime import UTC, datetime
+
+    long_ago = ReplayOptions(generation="none", until=datetime(2001, 1, 1, tzinfo=UTC))
+    with pytest.raises(ReplayInputError, match=r"no events to replay.*live tables are untouched"):
+        run_replay(dsn, file_source(path), long_ago)
+    assert snapshot(live) == before
+    failed = get_generation(live, "none")
+    assert failed is not None and failed.status == "failed"
+    for bad, message in (
+        ({"since": "2026-03-02", "until": "2026-03-01"}, "--since/--until: an empty range"),
+        ({"from_time": "2026-03-01", "to_time": "2026-03-01"}, "--from-time/--to-time: an empty"),
+        ({"from_offset": 9, "to_offset": 3}, "the first is after the last"),
+        ({"from_time": "1969-12-31T00:00:00Z"}, "Kafka timestamps start in 1970"),
+    ):
+        with pytest.raises(ReplayRequestError, match=message):
+            ReplayRequest(from_topic="civicpulse.raw", **bad)

@@ -56,10 +56,14 @@ class Archiver:
         self.offsets = [0] * PARTITIONS
         self.clock = datetime(2026, 3, 1, tzinfo=UTC)
 
-    def add(self, raws: Sequence[bytes]) -> None:
+    def add(self, raws: Sequence[bytes], malformed: Sequence[bytes] = ()) -> None:
+        """``raws`` archived; each of ``malformed`` archived with bytes cut short (what
+        a faulty store or an edit by hand leaves: the replay's decoder rejects them)."""
         rows = []
-        for raw in raws:
+        for raw in [*raws, *malformed]:
             event = decode_event(raw)
+            if raw in malformed:
+                raw = raw[:20]
             partition = partition_for(event.case_id, PARTITIONS)
             self.clock += timedelta(milliseconds=1)
             rows.append(
@@ -104,14 +108,19 @@ def state_of(client: Any, db: str = "default") -> dict[str, list[tuple[Any, ...]
 def archiving_afterwards(archiver: Archiver, more: Sequence[bytes]) -> Any:
     """The archive as a replay reads it, with ``more`` archived the moment the replay has
     read it (the live worker went on meanwhile)."""
+    return archiving_afterwards_with(archiver, more)
 
+
+def archiving_afterwards_with(
+    archiver: Archiver, more: Sequence[bytes], malformed: Sequence[bytes] = ()
+) -> Any:
     def read(store: Store) -> SourceData:
         data = read_archive(store)
         inner = data.events
 
         def events() -> Any:
             yield from inner
-            archiver.add(more)
+            archiver.add(more, malformed)
 
         data.events = events()
         return data
@@ -263,3 +272,33 @@ def test_a_failed_catch_up_leaves_live_alone_before_the_switch_and_live_after_it
     late = get_generation(live, "late")
     assert late is not None and late.status == "active"
     assert len(state_of(live)["case_facts"]) > len(before["case_facts"])
+
+
+def test_a_catch_up_dead_letters_each_malformed_row_once(
+    chdb_dir: Path, small_history: list[bytes]
+) -> None:
+    dsn, store, events = archive_store(chdb_dir, small_history)
+    live = store.client
+    first, during = events[:1500], events[1500:]
+    # a malformed row read by the build, in a case the newer events go on with
+    go_on = cases_of(during)
+    old_bad = next(raw for raw in first if orjson.loads(raw)["case_id"] in go_on)
+    archiver = Archiver(store)
+    archiver.add([raw for raw in first if raw != old_bad], malformed=[old_bad])
+    new_bad = during[-1]
+    caught = run_replay(
+        dsn,
+        archiving_afterwards_with(archiver, during[:-1], malformed=[new_bad]),
+        ReplayOptions(generation="bad", invalid="dead-letter"),
+    )
+    assert caught.dead_letters == 2
+    # a replay's dead letters stay in its own database; each names where its row is
+    letters = rows(
+        live,
+        "SELECT reason, detail FROM {db}.dead_letters FINAL ORDER BY detail",
+        "civicpulse_replay_bad",
+    )
+    assert [reason for reason, _ in letters] == ["not_json", "not_json"]
+    assert letters[0][1].startswith("archive partition ")  # found by the catch-up
+    assert letters[1][1].startswith("archive row ")  # found by the build
+    assert caught.events == ids(events) - 2, "the valid events, each once"

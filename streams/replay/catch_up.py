@@ -29,6 +29,7 @@ from streams.replay.sources import (
     Position,
     SourceData,
     archive_range,
+    close_events,
     mark_parameters,
 )
 from streams.store import Store
@@ -55,7 +56,6 @@ class CatchUpState:
 @dataclass(slots=True)
 class Round:
     events: int = 0  # newer events read
-    cases: int = 0  # cases folded again
     #: the newer events' late rows (the caller writes them)
     late: list[tuple[int, str, str, str, datetime, datetime]] = field(default_factory=list)
 
@@ -85,20 +85,23 @@ def catch_up_round(
     shell = SourceData(
         name="archive (catch-up)",
         events=_newer_events(live, state.read_up_to, options, touched, read_up_to),
-        where=lambda at: f"archive partition {at[1]} offset {at[2]}",
+        where=archive_position,
         fingerprint="",
         trusted=True,
     )
-    the_plan: _Plan = plan(
-        shell, options, directory, 1, watermarks=state.watermarks, newest=state.newest
-    )
+    try:
+        the_plan: _Plan = plan(
+            shell, options, directory, 1, watermarks=state.watermarks, newest=state.newest
+        )
+    finally:
+        close_events(shell.events)
     if not the_plan.events:
         return Round()
     watermark = the_plan.watermark
     if watermark is not None:
         touched.update(c for c, at in state.pending.items() if at <= watermark)
     ids = sorted(touched)
-    round_ = Round(the_plan.events, len(ids), late=the_plan.late)
+    round_ = Round(the_plan.events, late=the_plan.late)
     path = directory / "cases.bin"
     for start in range(0, len(ids), CASES_PER_FOLD):
         chunk = ids[start : start + CASES_PER_FOLD]
@@ -110,6 +113,8 @@ def catch_up_round(
         result = fold_bucket(
             dataclasses.replace(template, path=str(path), watermark=watermark, pending=True)
         )
+        # an invalid event read by an earlier pass is a dead letter already
+        result.invalid = [bad for bad in result.invalid if _beyond(bad[4], state.read_up_to)]
         write(chunk, result)
         for case_id in chunk:
             state.pending.pop(case_id, None)
@@ -119,6 +124,14 @@ def catch_up_round(
     state.watermarks = the_plan.watermarks
     state.newest = the_plan.newest
     return round_
+
+
+def archive_position(at: Position) -> str:
+    return f"archive partition {at[1]} offset {at[2]}"
+
+
+def _beyond(at: Position, read_up_to: dict[int, int]) -> bool:
+    return at[1] >= 0 and at[2] > read_up_to.get(at[1], -1)
 
 
 def forget_cases(store: Store, case_ids: Sequence[str]) -> None:
@@ -136,22 +149,18 @@ def forget_cases(store: Store, case_ids: Sequence[str]) -> None:
         )
 
 
-def caught_up_counts(
-    live: Store, replay: Store, state: CatchUpState, options: ReplayOptions
-) -> tuple[int, int, int]:
-    """(events, cases, alerts) of a generation that caught up, as a replay started now
-    would count them: the archive's events up to ``state.read_up_to`` (a redelivered
-    event once), the generation's cases and alerts."""
+def archived_events(live: Store, state: CatchUpState, options: ReplayOptions) -> int:
+    """The archive's events up to ``state.read_up_to`` in the replay's time range, as a
+    replay started now would read them (a redelivered event once)."""
     where, params = archive_range(options.since, options.until)
     params.update(mark_parameters(state.read_up_to))
-    events = live.client.query(
-        f"SELECT count() FROM events FINAL WHERE {where} "
-        f"AND (kafka_partition < 0 OR kafka_offset <= {MARK_OF_ROW})",
-        parameters=params,
-    ).result_rows[0][0]
-    cases = replay.client.query("SELECT count() FROM case_facts FINAL").result_rows[0][0]
-    alerts = replay.client.query("SELECT count() FROM sla_alerts FINAL").result_rows[0][0]
-    return int(events), int(cases), int(alerts)
+    return int(
+        live.client.query(
+            f"SELECT count() FROM events FINAL WHERE {where} "
+            f"AND (kafka_partition < 0 OR kafka_offset <= {MARK_OF_ROW})",
+            parameters=params,
+        ).result_rows[0][0]
+    )
 
 
 def running_after(store: Store, watermark: datetime) -> dict[str, datetime]:

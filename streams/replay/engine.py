@@ -17,6 +17,7 @@ import os
 import shutil
 import tempfile
 import time
+import zlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -35,8 +36,9 @@ from streams.replay.catch_up import (
     MAX_ROUNDS,
     CatchUpState,
     Round,
+    archive_position,
+    archived_events,
     catch_up_round,
-    caught_up_counts,
     forget_cases,
     running_after,
 )
@@ -52,7 +54,7 @@ from streams.replay.fold import BucketResult, BucketTask, Invalid, _policies, fo
 from streams.replay.options import ReplayOptions
 from streams.replay.plan import plan
 from streams.replay.progress import Progress
-from streams.replay.sources import SourceData, parse_marks
+from streams.replay.sources import SourceData, close_events, parse_marks
 from streams.store import Store
 from streams.store import generations as gens
 from streams.store.rows import (
@@ -94,14 +96,16 @@ class ReplayResult:
 
 
 def policies_hash(path: str | None) -> str:
-    """SHA-256 over the policy file and the calendar files it uses."""
+    """SHA-256 over the contents of the policy file and the calendar files it uses:
+    the same rules hash alike however their paths are written."""
     loaded = _policies(path)
     digest = hashlib.sha256()
-    files = [loaded.source, *sorted(set(loaded.calendar_sources.values()))]
-    for name in files:
+    calendars = {os.path.realpath(name) for name in loaded.calendar_sources.values() if name}
+    for name in [loaded.source, *sorted(calendars)]:
         if name and os.path.isfile(name):
-            digest.update(name.encode())
-            digest.update(Path(name).read_bytes())
+            content = Path(name).read_bytes()
+            digest.update(len(content).to_bytes(8, "big"))
+            digest.update(content)
     return digest.hexdigest()
 
 
@@ -147,6 +151,7 @@ def run_replay(
         else options.work_dir
     )
     pool: Pool | None = None
+    source: SourceData | None = None
     try:
         # Started before the source is read and planned: the fold processes import and
         # load the policies on the core the single-process plan pass leaves idle.
@@ -176,6 +181,8 @@ def run_replay(
         raise
     finally:
         _close_pool(pool)
+        if source is not None:
+            close_events(source.events)
         shutil.rmtree(work / "buckets" if options.work_dir is not None else work, True)
 
 
@@ -303,7 +310,7 @@ def _build(
 
         def replace(case_ids: list[str], result: BucketResult) -> None:
             forget_cases(replay, case_ids)
-            _write_dead_letters(writer, source, result.invalid, updated_at)
+            _write_dead_letters(writer, source, result.invalid, updated_at, by_position=True)
             _write_fold(writer, result)
 
         for round_number in range(1, MAX_ROUNDS + 1):
@@ -322,13 +329,25 @@ def _build(
                     generation.generation,
                     MAX_ROUNDS,
                 )
-        if caught_up:
-            # Counted again, as a replay started now would count them: a catch-up reads
-            # a redelivered event a second time, and folds its cases' alerts again.
-            events_done, cases_done, alerts = caught_up_counts(live, replay, state, options)
     dead_total = int(
         replay.client.query("SELECT count() FROM dead_letters FINAL").result_rows[0][0]
     )
+    # From the generation's tables: a resumed replay folded only some buckets itself, and
+    # a catch-up folds its cases (and their alerts) again.
+    alerts = int(replay.client.query("SELECT count() FROM sla_alerts FINAL").result_rows[0][0])
+    if caught_up and state is not None:
+        # as a replay started now would count them: a redelivered event once, and the
+        # valid ones only
+        events_done = archived_events(live, state, options) - dead_total
+        cases_done = int(
+            replay.client.query("SELECT count() FROM case_facts FINAL").result_rows[0][0]
+        )
+    if options.switch and not events_done and not dead_total:
+        # an empty range (of offsets, times or event times) would empty the boards
+        raise ReplayInputError(
+            f"{source.name}: no events to replay (in the range given): nothing to switch "
+            "to, the live tables are untouched"
+        )
     finished = generation.but(
         events=events_done,
         cases=cases_done,
@@ -468,19 +487,24 @@ _TABLE_COLUMNS: dict[str, Sequence[str]] = {
 
 
 def _write_dead_letters(
-    writer: Any, source: SourceData, invalid: Sequence[Invalid], received: datetime
+    writer: Any,
+    source: SourceData,
+    invalid: Sequence[Invalid],
+    received: datetime,
+    by_position: bool = False,
 ) -> None:
+    """Dead letters keyed by the event's index in the source, or (``by_position``, for a
+    catch-up, whose reads are numbered afresh) by its archive partition and offset and a
+    checksum of its bytes."""
     if not invalid:
         return
     rows = [
         [
             source.name,
-            -1,
-            index,
-            0,
+            *((position[1], position[2], zlib.crc32(raw)) if by_position else (-1, index, 0)),
             "",
             reason,
-            f"{source.where(position)}: {detail}",
+            f"{archive_position(position) if by_position else source.where(position)}: {detail}",
             raw,
             case_id,
             received,

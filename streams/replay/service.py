@@ -56,7 +56,8 @@ class ReplayRequest:
     from_archive: bool = False
     from_offset: int | None = None
     to_offset: int | None = None
-    #: topic: messages stored (Kafka timestamp) at or after / before; ISO 8601
+    #: topic: from the first message stamped (Kafka timestamp) at or after ``from_time``
+    #: up to the first stamped at or after ``to_time``; ISO 8601
     from_time: str | None = None
     to_time: str | None = None
     since: str | None = None  # ISO 8601, UTC when no offset is given
@@ -88,10 +89,25 @@ class ReplayRequest:
             check_id(self.generation)
         except StoreError as err:
             raise ReplayRequestError(str(err)) from err
-        instant(self.since, "--since")
-        instant(self.until, "--until")
-        instant(self.from_time, "--from-time")
-        instant(self.to_time, "--to-time")
+        for first, last, names in (
+            (instant(self.since, "--since"), instant(self.until, "--until"), "--since/--until"),
+            (
+                instant(self.from_time, "--from-time"),
+                instant(self.to_time, "--to-time"),
+                "--from-time/--to-time",
+            ),
+        ):
+            if first is not None and last is not None and first >= last:
+                raise ReplayRequestError(
+                    f"{names}: an empty range (the start is not before the end)"
+                )
+        first_offset, last_offset = self.from_offset, self.to_offset
+        if first_offset is not None and last_offset is not None and first_offset > last_offset:
+            raise ReplayRequestError("--from-offset/--to-offset: the first is after the last")
+        for text, name in ((self.from_time, "--from-time"), (self.to_time, "--to-time")):
+            at = instant(text, name)
+            if at is not None and at.year < 1970:
+                raise ReplayRequestError(f"{name}: Kafka timestamps start in 1970")
         if self.from_topic is None:
             given = [
                 option

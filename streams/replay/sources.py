@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,7 @@ from streams.store import Store
 from streams.store.client import open_private_client
 
 FILE_SUFFIXES = (".jsonl", ".ndjson", ".parquet")
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 #: the column of a replay Parquet file: one event's JSON per row
 PARQUET_COLUMN = "event"
 
@@ -57,6 +58,14 @@ class SourceData:
     #: the archive: read no row beyond these offsets (a resumed replay reads what its
     #: first run read, and catches up with the rest)
     up_to: dict[int, int] | None = None
+
+
+def close_events(events: Iterable[tuple[bytes, Position]]) -> None:
+    """A source left half read (a replay that failed) releases its reader (a consumer, a
+    ClickHouse client) now, not whenever the generator is collected."""
+    close = getattr(events, "close", None)
+    if close is not None:
+        close()
 
 
 def read_file(path: Path, progress: Progress | None = None) -> SourceData:
@@ -188,9 +197,10 @@ def read_topic(
     """Every event of ``topic`` from ``from_offset`` (default: the beginning) up to
     ``to_offset`` included (default: the end when the replay started), in every
     partition, through the consumer group ``group``, read batch by batch as it is
-    replayed. ``from_time`` / ``to_time`` narrow that to the messages stored (Kafka
-    timestamp) at or after / before those instants, found with the broker's time index:
-    a time range of the topic, whatever the events' own times."""
+    replayed. ``from_time`` / ``to_time`` narrow that, per partition, to the offsets
+    from the first message stamped (Kafka timestamp) at or after ``from_time`` up to the
+    first stamped at or after ``to_time``, found with the broker's time index: a time
+    range of the topic, whatever the events' own times."""
     loop = asyncio.new_event_loop()
     try:
         consumer, tps, start, stop = loop.run_until_complete(
@@ -299,7 +309,7 @@ async def _offsets_at(
     end when none was); empty without ``at``."""
     if at is None:
         return {}
-    ms = int(at.timestamp() * 1000)
+    ms = -((_EPOCH - at) // timedelta(milliseconds=1))  # rounded up: stamps are whole ms
     found = await consumer.offsets_for_times(dict.fromkeys(tps, ms))
     return {tp: ends[tp] if found.get(tp) is None else found[tp].offset for tp in tps}
 
@@ -375,9 +385,10 @@ def parse_marks(fingerprint: str) -> dict[int, int] | None:
     marks: dict[int, int] = {}
     for item in filter(None, fields[2].split(",")):
         partition, _, offset = item.partition(":")
-        if not (partition.lstrip("-").isdigit() and offset.isdigit()):
+        try:
+            marks[int(partition)] = int(offset)
+        except ValueError:
             return None  # not an archive fingerprint of this release
-        marks[int(partition)] = int(offset)
     return marks
 
 
@@ -442,10 +453,12 @@ def read_archive(
                         progress("read", row, total)
         finally:
             client.close()
-        # What a resumed replay must find again: the same Kafka positions (it reads up to
-        # them) and the same rows without one. Not the rows' content: an event redelivered
-        # meanwhile is read at its newer position (``FINAL`` keeps the later copy), by the
-        # catch-up, which folds its case again.
+        # What a resumed replay checks: the same time range and the same number of rows
+        # without a Kafka position (a file replay archiving its events meanwhile changes
+        # it). It reads up to the first run's offsets by construction, and not the rows'
+        # content: an event redelivered meanwhile is read at its newer position (``FINAL``
+        # keeps the later copy) by the catch-up, which folds its case again. Rows removed
+        # from the archive meanwhile go unnoticed.
         data.fingerprint = f"{since}|{until}|{format_marks(marks)}|{unkeyed}"
 
     data.events = events()
