@@ -128,14 +128,16 @@ def archiving_afterwards_with(
     return read
 
 
-@pytest.mark.parametrize("cases_per_fold", [catch_up.CASES_PER_FOLD, 7])
+@pytest.mark.parametrize(("cases_per_fold", "workers"), [(catch_up.CASES_PER_FOLD, 1), (7, 2)])
 def test_an_archive_replay_catches_up_with_what_is_archived_while_it_runs(
     chdb_dir: Path,
     small_history: list[bytes],
     monkeypatch: pytest.MonkeyPatch,
     cases_per_fold: int,
+    workers: int,
 ) -> None:
-    """With the default fold size, and with a round's cases folded 7 at a time."""
+    """In this process with the default fold size, and in 2 fold processes with a
+    round's cases folded 7 at a time."""
     monkeypatch.setattr(catch_up, "CASES_PER_FOLD", cases_per_fold)
     dsn, store, events = archive_store(chdb_dir, small_history)
     live = store.client
@@ -167,7 +169,9 @@ def test_an_archive_replay_catches_up_with_what_is_archived_while_it_runs(
 
     monkeypatch.setattr(gens, "switch", switch_after_more)
     caught = run_replay(
-        dsn, archiving_afterwards(archiver, during), ReplayOptions(generation="caught")
+        dsn,
+        archiving_afterwards(archiver, during),
+        ReplayOptions(generation="caught", workers=workers),
     )
     monkeypatch.setattr(gens, "switch", real_switch)
     distinct = rows(live, "SELECT count() FROM events FINAL")[0][0]
@@ -239,20 +243,21 @@ def test_a_failed_catch_up_leaves_live_alone_before_the_switch_and_live_after_it
     run_replay(dsn, read_archive, ReplayOptions(generation="base"))
     before = state_of(live)
 
-    # fault injection: the catch-up's fold fails (a worker out of memory, say)
-    real_fold = catch_up.fold_bucket
+    # fault injection at the store boundary: a catch-up round's read of the cases'
+    # archived events fails (a ClickHouse server timing out, say)
+    real_read = catch_up._case_events
     failing = True
 
-    def fold(task: Any) -> Any:
+    def read_cases(*args: Any) -> Any:
         if failing:
-            raise RuntimeError("out of memory")
-        return real_fold(task)
+            raise RuntimeError("read timed out")
+        return real_read(*args)
 
-    monkeypatch.setattr(catch_up, "fold_bucket", fold)
-    with pytest.raises(RuntimeError, match="out of memory"):
+    monkeypatch.setattr(catch_up, "_case_events", read_cases)
+    with pytest.raises(RuntimeError, match="read timed out"):
         run_replay(dsn, archiving_afterwards(archiver, during), ReplayOptions(generation="early"))
     early = get_generation(live, "early")
-    assert early is not None and early.status == "failed" and "out of memory" in early.detail
+    assert early is not None and early.status == "failed" and "read timed out" in early.detail
     assert state_of(live) == before, "nothing of a replay that failed before its switch"
 
     # this time it fails in the round after the switch: the generation stays live
@@ -267,7 +272,7 @@ def test_a_failed_catch_up_leaves_live_alone_before_the_switch_and_live_after_it
         return switched
 
     monkeypatch.setattr(gens, "switch", switch_then_fail)
-    with pytest.raises(CatchUpIncomplete, match=r"late is live.*out of memory"):
+    with pytest.raises(CatchUpIncomplete, match=r"late is live.*read timed out"):
         run_replay(dsn, read_archive, ReplayOptions(generation="late"))
     late = get_generation(live, "late")
     assert late is not None and late.status == "active"

@@ -62,8 +62,10 @@ class Round:
 
 #: (the cases folded together, their rows): writes them where the round goes
 Write = Callable[[list[str], BucketResult], None]
+#: folds tasks (in the replay's processes), yielding the results in task order
+FoldAll = Callable[[list[BucketTask]], Iterator[BucketResult]]
 
-#: cases folded together: bounds the memory of a round, as a bucket does for the build,
+#: cases folded together: bounds the memory of a fold, as a bucket does for the build,
 #: and the case ids sent in one query (a ClickHouse server takes them in the URL)
 CASES_PER_FOLD = 5_000
 
@@ -75,10 +77,12 @@ def catch_up_round(
     template: BucketTask,
     work: Path,
     write: Write,
+    fold_all: FoldAll | None = None,
 ) -> Round:
     """Read what the archive holds beyond ``state.read_up_to``, find its late events, and
-    fold again the cases it touches or whose next alert its watermark reaches, handing
-    their rows to ``write``. ``state`` moves on."""
+    fold again the cases it touches or whose next alert its watermark reaches (with
+    ``fold_all``, in the replay's fold processes), handing their rows to ``write``.
+    ``state`` moves on."""
     directory = work / "catch-up"
     touched: set[str] = set()
     read_up_to = dict(state.read_up_to)
@@ -101,29 +105,34 @@ def catch_up_round(
     if watermark is not None:
         touched.update(c for c, at in state.pending.items() if at <= watermark)
     ids = sorted(touched)
-    round_ = Round(the_plan.events, late=the_plan.late)
-    path = directory / "cases.bin"
-    for start in range(0, len(ids), CASES_PER_FOLD):
-        chunk = ids[start : start + CASES_PER_FOLD]
+    chunks = [ids[start : start + CASES_PER_FOLD] for start in range(0, len(ids), CASES_PER_FOLD)]
+    tasks = []
+    for number, chunk in enumerate(chunks):
+        path = directory / f"cases-{number:04d}.bin"
         with path.open("wb") as out:
             events = _case_events(live, chunk, read_up_to, options)
             for index, (raw, position) in enumerate(events):
                 out.write(_RECORD.pack(index, *position, len(raw), False))
                 out.write(raw)
-        result = fold_bucket(
-            dataclasses.replace(template, path=str(path), watermark=watermark, pending=True)
+        tasks.append(
+            dataclasses.replace(
+                template, bucket=number, path=str(path), watermark=watermark, pending=True
+            )
         )
+    results = map(fold_bucket, tasks) if fold_all is None else fold_all(tasks)
+    for result in results:
+        chunk = chunks[result.bucket]
         # an invalid event read by an earlier pass is a dead letter already
         result.invalid = [bad for bad in result.invalid if _beyond(bad[4], state.read_up_to)]
         write(chunk, result)
         for case_id in chunk:
             state.pending.pop(case_id, None)
         state.pending.update(result.pending)
-    path.unlink(missing_ok=True)
+        Path(tasks[result.bucket].path).unlink(missing_ok=True)
     state.read_up_to = read_up_to
     state.watermarks = the_plan.watermarks
     state.newest = the_plan.newest
-    return round_
+    return Round(the_plan.events, late=the_plan.late)
 
 
 def archive_position(at: Position) -> str:
@@ -134,15 +143,21 @@ def _beyond(at: Position, read_up_to: dict[int, int]) -> bool:
     return at[1] >= 0 and at[2] > read_up_to.get(at[1], -1)
 
 
+#: the derived tables whose key holds more than the case (its intake date, a cycle, an
+#: alert's date and agency): a case folded again may leave a row under its old key.
+#: ``case_facts`` and ``case_sla_moved`` are keyed by the case alone, and the row with
+#: the highest version (the most events) wins; ``late_events`` belong to events.
+REKEYED_TABLES: tuple[str, ...] = tuple(
+    t for t in DERIVED_TABLES if t not in ("case_facts", "case_sla_moved", LATE_EVENTS_TABLE)
+)
+
+
 def forget_cases(store: Store, case_ids: Sequence[str]) -> None:
-    """Delete the cases' rows from a generation's derived tables (late events excepted:
-    they belong to events, which stay), before their new rows are written: a case's
-    key may have changed (its intake date, its alerts' agency)."""
+    """Delete the cases' rows from a generation's tables whose key may have changed (its
+    intake date, its alerts' agency), before their new rows are written."""
     if not case_ids:
         return
-    for table in DERIVED_TABLES:
-        if table == LATE_EVENTS_TABLE:
-            continue
+    for table in REKEYED_TABLES:
         store.client.command(
             f"DELETE FROM `{table}` WHERE case_id IN {{ids:Array(String)}}",
             parameters={"ids": list(case_ids)},

@@ -308,13 +308,16 @@ def _build(
             state.pending.update(running_after(replay, the_plan.watermark))
         state.pending.update(pending)
 
+        def fold_all(tasks: list[BucketTask]) -> Iterator[BucketResult]:
+            return _fold_all(tasks, pool, options.workers, should_stop)
+
         def replace(case_ids: list[str], result: BucketResult) -> None:
             forget_cases(replay, case_ids)
             _write_dead_letters(writer, source, result.invalid, updated_at, by_position=True)
             _write_fold(writer, result)
 
         for round_number in range(1, MAX_ROUNDS + 1):
-            round_ = catch_up_round(live, state, options, template, work, replace)
+            round_ = catch_up_round(live, state, options, template, work, replace, fold_all)
             if not round_.events:
                 break
             _write_late(writer, round_.late, updated_at)
