@@ -307,3 +307,39 @@ def test_a_catch_up_dead_letters_each_malformed_row_once(
     assert letters[0][1].startswith("archive partition ")  # found by the catch-up
     assert letters[1][1].startswith("archive row ")  # found by the build
     assert caught.events == ids(events) - 2, "the valid events, each once"
+
+
+def test_a_catch_up_fold_failing_in_a_fold_process_fails_the_replay_and_cleans_up(
+    chdb_dir: Path, small_history: list[bytes], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from streams.replay import engine
+
+    dsn, store, events = archive_store(chdb_dir, small_history)
+    live = store.client
+    first, during = events[:1500], events[1500:]
+    archiver = Archiver(store)
+    archiver.add(first)
+    before = state_of(live)
+    real_fold_all = engine._fold_all
+
+    def losing_catch_up_spills(tasks: Any, *args: Any) -> Any:
+        """Fault injection at the fold processes' boundary: each catch-up task's spill
+        file is gone by the time it is sent, so the fold fails in its process."""
+
+        def lost() -> Any:
+            for task in tasks:
+                if "catch-up" in task.path:
+                    Path(task.path).unlink()
+                yield task
+
+        return real_fold_all(lost(), *args)
+
+    monkeypatch.setattr(engine, "_fold_all", losing_catch_up_spills)
+    work = tmp_path / "work"
+    options = ReplayOptions(generation="lost", workers=2, work_dir=work)
+    with pytest.raises(FileNotFoundError, match=r"cases-0000\.bin"):
+        run_replay(dsn, archiving_afterwards(archiver, during), options)
+    lost = get_generation(live, "lost")
+    assert lost is not None and lost.status == "failed"
+    assert state_of(live) == before
+    assert sorted(path.name for path in work.iterdir()) == [], "no spill file left behind"

@@ -13,7 +13,7 @@ are not caught up.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -63,7 +63,7 @@ class Round:
 #: (the cases folded together, their rows): writes them where the round goes
 Write = Callable[[list[str], BucketResult], None]
 #: folds tasks (in the replay's processes), yielding the results in task order
-FoldAll = Callable[[list[BucketTask]], Iterator[BucketResult]]
+FoldAll = Callable[[Iterable[BucketTask]], Iterator[BucketResult]]
 
 #: cases folded together: bounds the memory of a fold, as a bucket does for the build,
 #: and the case ids sent in one query (a ClickHouse server takes them in the URL)
@@ -106,20 +106,22 @@ def catch_up_round(
         touched.update(c for c, at in state.pending.items() if at <= watermark)
     ids = sorted(touched)
     chunks = [ids[start : start + CASES_PER_FOLD] for start in range(0, len(ids), CASES_PER_FOLD)]
-    tasks = []
-    for number, chunk in enumerate(chunks):
-        path = directory / f"cases-{number:04d}.bin"
-        with path.open("wb") as out:
-            events = _case_events(live, chunk, read_up_to, options)
-            for index, (raw, position) in enumerate(events):
-                out.write(_RECORD.pack(index, *position, len(raw), False))
-                out.write(raw)
-        tasks.append(
-            dataclasses.replace(
+
+    def tasks() -> Iterator[BucketTask]:
+        """Each group's events spilled as the fold asks for it: the next groups are read
+        while the first fold."""
+        for number, chunk in enumerate(chunks):
+            path = _spill_path(directory, number)
+            with path.open("wb") as out:
+                events = _case_events(live, chunk, read_up_to, options)
+                for index, (raw, position) in enumerate(events):
+                    out.write(_RECORD.pack(index, *position, len(raw), False))
+                    out.write(raw)
+            yield dataclasses.replace(
                 template, bucket=number, path=str(path), watermark=watermark, pending=True
             )
-        )
-    results = map(fold_bucket, tasks) if fold_all is None else fold_all(tasks)
+
+    results = map(fold_bucket, tasks()) if fold_all is None else fold_all(tasks())
     for result in results:
         chunk = chunks[result.bucket]
         # an invalid event read by an earlier pass is a dead letter already
@@ -128,11 +130,15 @@ def catch_up_round(
         for case_id in chunk:
             state.pending.pop(case_id, None)
         state.pending.update(result.pending)
-        Path(tasks[result.bucket].path).unlink(missing_ok=True)
+        _spill_path(directory, result.bucket).unlink(missing_ok=True)
     state.read_up_to = read_up_to
     state.watermarks = the_plan.watermarks
     state.newest = the_plan.newest
     return Round(the_plan.events, late=the_plan.late)
+
+
+def _spill_path(directory: Path, number: int) -> Path:
+    return directory / f"cases-{number:04d}.bin"
 
 
 def archive_position(at: Position) -> str:

@@ -18,7 +18,7 @@ import shutil
 import tempfile
 import time
 import zlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from multiprocessing.pool import Pool
@@ -35,6 +35,7 @@ from streams.replay.buckets import bucket_count, bucket_path
 from streams.replay.catch_up import (
     MAX_ROUNDS,
     CatchUpState,
+    FoldAll,
     Round,
     archive_position,
     archived_events,
@@ -183,7 +184,11 @@ def run_replay(
         _close_pool(pool)
         if source is not None:
             close_events(source.events)
-        shutil.rmtree(work / "buckets" if options.work_dir is not None else work, True)
+        if options.work_dir is not None:
+            shutil.rmtree(work / "buckets", True)
+            shutil.rmtree(work / "catch-up", True)
+        else:
+            shutil.rmtree(work, True)
 
 
 def _build(
@@ -299,6 +304,10 @@ def _build(
     late_count = len(late_rows)
     caught_up = 0
     state: CatchUpState | None = None
+
+    def fold_all(tasks: Iterable[BucketTask]) -> Iterator[BucketResult]:
+        return _fold_all(tasks, pool, options.workers, should_stop)
+
     if catching:
         assert source.read_up_to is not None
         state = CatchUpState(dict(source.read_up_to), the_plan.watermarks, the_plan.newest)
@@ -307,9 +316,6 @@ def _build(
             # folded again at the first round that moves the watermark
             state.pending.update(running_after(replay, the_plan.watermark))
         state.pending.update(pending)
-
-        def fold_all(tasks: list[BucketTask]) -> Iterator[BucketResult]:
-            return _fold_all(tasks, pool, options.workers, should_stop)
 
         def replace(case_ids: list[str], result: BucketResult) -> None:
             forget_cases(replay, case_ids)
@@ -367,7 +373,9 @@ def _build(
         finished = gens.switch(live.client, live_database, finished)
         switched = True
         if state is not None:
-            caught = _catch_up_after_switch(live, state, options, template, work, updated_at)
+            caught = _catch_up_after_switch(
+                live, state, options, template, work, updated_at, fold_all
+            )
             caught_up += caught.events
             late_count += len(caught.late)
         if options.archive:
@@ -400,6 +408,7 @@ def _catch_up_after_switch(
     template: BucketTask,
     work: Path,
     updated_at: datetime,
+    fold_all: FoldAll,
 ) -> Round:
     """The events archived between the last round and the switch, written to the now
     live tables. Rows are only added (the live worker writes there too): each case row
@@ -409,7 +418,7 @@ def _catch_up_after_switch(
         def add(_: list[str], result: BucketResult) -> None:
             _write_fold(live.writer, result)
 
-        round_ = catch_up_round(live, state, options, template, work, add)
+        round_ = catch_up_round(live, state, options, template, work, add, fold_all)
         _write_late(live.writer, round_.late, updated_at)
     except BaseException as err:
         raise CatchUpIncomplete(
@@ -542,7 +551,7 @@ def _close_pool(pool: Pool | None) -> None:
 
 
 def _fold_all(
-    tasks: list[BucketTask],
+    tasks: Iterable[BucketTask],
     pool: Pool | None,
     workers: int,
     should_stop: Callable[[], bool] | None = None,
@@ -550,8 +559,9 @@ def _fold_all(
     """Bucket results in bucket order, folded in ``pool``'s processes (None: in this one).
 
     At most ``workers + 1`` buckets are in flight, so the results waiting to be written
-    stay bounded too."""
-    if pool is None or len(tasks) <= 1:
+    stay bounded too; ``tasks`` is consumed as they go out, so a lazy one prepares the
+    next buckets while the first fold."""
+    if pool is None:
         for task in tasks:
             yield fold_bucket(task)
         return
