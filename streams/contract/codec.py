@@ -195,6 +195,18 @@ def timestamp_ms(text: str) -> int:
     return (_parse_aware(text) - _EPOCH) // _MS
 
 
+def ceil_ms(at: datetime) -> int:
+    """An instant as integer milliseconds since the epoch, rounded up: event times (and
+    Kafka timestamps) are whole milliseconds, so ``t < at`` holds exactly when
+    ``t_ms < ceil_ms(at)``."""
+    return -((_EPOCH - at) // _MS)
+
+
+def ms_instant(ms: int) -> datetime:
+    """Integer milliseconds since the epoch as an aware UTC datetime."""
+    return _EPOCH + ms * _MS
+
+
 def parse_timestamp(text: str) -> datetime:
     """Parse a schema-valid RFC 3339 date-time: aware, UTC, truncated to milliseconds.
 

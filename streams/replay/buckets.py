@@ -6,7 +6,7 @@ whole source, and an interrupted replay can skip the buckets already written.
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from streams.replay.options import ReplayOptions
@@ -21,6 +21,15 @@ SPILL_BUFFER = 64 * 1024
 
 def bucket_path(directory: Path, bucket: int) -> Path:
     return directory / f"{bucket:04d}.bin"
+
+
+def write_bucket(path: Path, events: Iterable[tuple[bytes, Position]]) -> None:
+    """A spill file of ``events`` (numbered from 0, none marked valid), as the plan pass
+    writes them (which inlines this, one record per event of the source)."""
+    with path.open("wb") as out:
+        for index, (raw, position) in enumerate(events):
+            out.write(_RECORD.pack(index, *position, len(raw), False))
+            out.write(raw)
 
 
 def read_bucket(path: Path) -> Iterator[tuple[int, Position, bytes, bool]]:

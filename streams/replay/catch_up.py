@@ -17,18 +17,19 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
 
-from streams.replay.buckets import _RECORD
+from streams.replay.buckets import write_bucket
 from streams.replay.fold import BucketResult, BucketTask, fold_bucket
 from streams.replay.options import ReplayOptions
-from streams.replay.plan import _Plan, plan
+from streams.replay.plan import LateRow, _Plan, plan
 from streams.replay.sources import (
     ARCHIVE_ORDER,
-    MARK_OF_ROW,
+    BEYOND_MARKS,
+    UP_TO_MARKS,
     Position,
     SourceData,
     archive_range,
+    as_bytes,
     close_events,
     mark_parameters,
 )
@@ -57,7 +58,7 @@ class CatchUpState:
 class Round:
     events: int = 0  # newer events read
     #: the newer events' late rows (the caller writes them)
-    late: list[tuple[int, str, str, str, datetime, datetime]] = field(default_factory=list)
+    late: list[LateRow] = field(default_factory=list)
 
 
 #: (the cases folded together, their rows): writes them where the round goes
@@ -112,11 +113,7 @@ def catch_up_round(
         while the first fold."""
         for number, chunk in enumerate(chunks):
             path = _spill_path(directory, number)
-            with path.open("wb") as out:
-                events = _case_events(live, chunk, read_up_to, options)
-                for index, (raw, position) in enumerate(events):
-                    out.write(_RECORD.pack(index, *position, len(raw), False))
-                    out.write(raw)
+            write_bucket(path, _case_events(live, chunk, read_up_to, options))
             yield dataclasses.replace(
                 template, bucket=number, path=str(path), watermark=watermark, pending=True
             )
@@ -177,8 +174,7 @@ def archived_events(live: Store, state: CatchUpState, options: ReplayOptions) ->
     params.update(mark_parameters(state.read_up_to))
     return int(
         live.client.query(
-            f"SELECT count() FROM events FINAL WHERE {where} "
-            f"AND (kafka_partition < 0 OR kafka_offset <= {MARK_OF_ROW})",
+            f"SELECT count() FROM events FINAL WHERE {where} AND {UP_TO_MARKS}",
             parameters=params,
         ).result_rows[0][0]
     )
@@ -216,7 +212,7 @@ def _newer_events(
         with client.query_column_block_stream(
             "SELECT event_json, case_id, kafka_partition, kafka_offset FROM ("
             "SELECT event_json, case_id, event_id, ingested_at, kafka_partition, kafka_offset "
-            f"FROM events WHERE {where} AND kafka_partition >= 0 AND kafka_offset > {MARK_OF_ROW} "
+            f"FROM events WHERE {where} AND {BEYOND_MARKS} "
             "ORDER BY ingested_at DESC, kafka_partition DESC, kafka_offset DESC "
             f"LIMIT 1 BY case_id, event_id) ORDER BY {ARCHIVE_ORDER}",
             parameters=params,
@@ -227,7 +223,7 @@ def _newer_events(
                     if offset > reached.get(partition, -1):
                         reached[partition] = offset
                     row += 1
-                    yield _raw(value), (row, partition, offset)
+                    yield as_bytes(value), (row, partition, offset)
     finally:
         client.close()
 
@@ -243,13 +239,9 @@ def _case_events(
     params["ids"] = list(case_ids)
     rows = live.client.query(
         "SELECT event_json, kafka_partition, kafka_offset FROM events FINAL "
-        f"WHERE {where} AND case_id IN {{ids:Array(String)}} "
-        f"AND (kafka_partition < 0 OR kafka_offset <= {MARK_OF_ROW}) ORDER BY {ARCHIVE_ORDER}",
+        f"WHERE {where} AND case_id IN {{ids:Array(String)}} AND {UP_TO_MARKS} "
+        f"ORDER BY {ARCHIVE_ORDER}",
         parameters=params,
     ).result_rows
     for row, (value, partition, offset) in enumerate(rows, 1):
-        yield _raw(value), (row, partition, offset)
-
-
-def _raw(value: Any) -> bytes:
-    return value.encode() if isinstance(value, str) else bytes(value)
+        yield as_bytes(value), (row, partition, offset)

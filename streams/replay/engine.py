@@ -53,7 +53,7 @@ from streams.replay.errors import (
 )
 from streams.replay.fold import BucketResult, BucketTask, Invalid, _policies, fold_bucket
 from streams.replay.options import ReplayOptions
-from streams.replay.plan import plan
+from streams.replay.plan import LateRow, plan
 from streams.replay.progress import Progress
 from streams.replay.sources import SourceData, close_events, parse_marks
 from streams.store import Store
@@ -269,13 +269,12 @@ def _build(
     ]
     pending: dict[str, datetime] = {}
     bad: set[int] = set()
-    alerts = 0
     for result in _fold_all(tasks, pool, options.workers, should_stop):
         if result.invalid and options.invalid == "stop":
             _, reason, detail, _, position, _ = min(result.invalid)
             raise ReplayInputError(f"{source.where(position)}: invalid event ({reason}): {detail}")
         bad.update(index for index, *_ in result.invalid)
-        alerts += _write_fold(writer, result)
+        _write_fold(writer, result)
         pending.update(result.pending)
         _write_dead_letters(writer, source, result.invalid, updated_at)
         events_done += result.events
@@ -430,16 +429,12 @@ def _catch_up_after_switch(
     return round_
 
 
-def _write_fold(writer: Any, result: BucketResult) -> int:
-    """A fold's rows; returns how many alerts they hold."""
+def _write_fold(writer: Any, result: BucketResult) -> None:
     for table, columns in result.columns.items():
         writer.write_columns(table, _TABLE_COLUMNS[table], columns)
-    return len(result.columns[SLA_ALERTS_TABLE][0])
 
 
-def _write_late(
-    writer: Any, late_rows: Sequence[tuple[int, str, str, str, datetime, datetime]], at: datetime
-) -> None:
+def _write_late(writer: Any, late_rows: Sequence[LateRow], at: datetime) -> None:
     if not late_rows:
         return
     writer.write_columns(

@@ -9,7 +9,7 @@ from __future__ import annotations
 import zlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -17,15 +17,12 @@ import orjson
 
 from streams.app.steps import partition_for
 from streams.contract import InvalidEvent, conforms, decode_event
-from streams.contract.codec import timestamp_ms
+from streams.contract.codec import ceil_ms, ms_instant, timestamp_ms
 from streams.replay.buckets import _RECORD, SPILL_BUFFER, bucket_path
 from streams.replay.errors import ReplayInputError, ReplayInterrupted
 from streams.replay.options import ReplayOptions
 from streams.replay.progress import PROGRESS_EVERY
 from streams.replay.sources import Position, SourceData
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_MS = timedelta(milliseconds=1)
 
 
 def _event_ms(text: Any) -> int | None:
@@ -43,11 +40,11 @@ def _event_ms(text: Any) -> int | None:
 def _ceil_ms(bound: datetime | None) -> int | None:
     """A ``--since`` / ``--until`` bound in milliseconds, rounded up: event times are
     whole milliseconds, so ``at < bound`` holds exactly when ``at_ms < ceil(bound)``."""
-    return None if bound is None else -((_EPOCH - bound) // _MS)
+    return None if bound is None else ceil_ms(bound)
 
 
-def _at(ms: int) -> datetime:
-    return _EPOCH + ms * _MS
+#: (index in the source, case_id, event_id, type, occurred_at, watermark) of a late event
+LateRow = tuple[int, str, str, str, datetime, datetime]
 
 
 @dataclass(slots=True)
@@ -55,8 +52,8 @@ class _Plan:
     directory: Path
     #: events spilled to each bucket's file
     counts: list[int]
-    #: (index, case_id, event_id, type, occurred_at, watermark) of late events
-    late: list[tuple[int, str, str, str, datetime, datetime]]
+    #: the late events
+    late: list[LateRow]
     watermark: datetime | None
     events: int
     #: where lateness stands at the end: per-partition watermarks and the newest event
@@ -94,7 +91,7 @@ def plan(
     watermarks = {} if watermarks is None else dict(watermarks)
     #: (index, case_id, event_id, type, occurred_at ms, watermark ms) of late events
     late_ms: list[tuple[int, str, str, str, int, int]] = []
-    grace = options.late_grace // _MS
+    grace = options.late_grace // timedelta(milliseconds=1)
     since = _ceil_ms(options.since)
     until = _ceil_ms(options.until)
     partitions = options.partitions
@@ -153,12 +150,12 @@ def plan(
         for out in files:
             if out is not None:
                 out.close()
-    late = [(i, c, e, t, _at(at), _at(mark)) for i, c, e, t, at, mark in late_ms]
+    late = [(i, c, e, t, ms_instant(at), ms_instant(mark)) for i, c, e, t, at, mark in late_ms]
     return _Plan(
         directory,
         counts,
         late,
-        None if newest is None else _at(newest),
+        None if newest is None else ms_instant(newest),
         index + 1,
         watermarks,
         newest,

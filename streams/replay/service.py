@@ -89,13 +89,13 @@ class ReplayRequest:
             check_id(self.generation)
         except StoreError as err:
             raise ReplayRequestError(str(err)) from err
+        from_time, to_time = (
+            instant(self.from_time, "--from-time"),
+            instant(self.to_time, "--to-time"),
+        )
         for first, last, names in (
             (instant(self.since, "--since"), instant(self.until, "--until"), "--since/--until"),
-            (
-                instant(self.from_time, "--from-time"),
-                instant(self.to_time, "--to-time"),
-                "--from-time/--to-time",
-            ),
+            (from_time, to_time, "--from-time/--to-time"),
         ):
             if first is not None and last is not None and first >= last:
                 raise ReplayRequestError(
@@ -104,8 +104,7 @@ class ReplayRequest:
         first_offset, last_offset = self.from_offset, self.to_offset
         if first_offset is not None and last_offset is not None and first_offset > last_offset:
             raise ReplayRequestError("--from-offset/--to-offset: the first is after the last")
-        for text, name in ((self.from_time, "--from-time"), (self.to_time, "--to-time")):
-            at = instant(text, name)
+        for at, name in ((from_time, "--from-time"), (to_time, "--to-time")):
             if at is not None and at.year < 1970:
                 raise ReplayRequestError(f"{name}: Kafka timestamps start in 1970")
         if self.from_topic is None:

@@ -9,10 +9,11 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from streams.contract.codec import ceil_ms
 from streams.contract.framing import split_items
 from streams.replay.errors import ReplayInputError
 from streams.replay.progress import PROGRESS_EVERY, Progress
@@ -20,7 +21,6 @@ from streams.store import Store
 from streams.store.client import open_private_client
 
 FILE_SUFFIXES = (".jsonl", ".ndjson", ".parquet")
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 #: the column of a replay Parquet file: one event's JSON per row
 PARQUET_COLUMN = "event"
 
@@ -309,8 +309,7 @@ async def _offsets_at(
     end when none was); empty without ``at``."""
     if at is None:
         return {}
-    ms = -((_EPOCH - at) // timedelta(milliseconds=1))  # rounded up: stamps are whole ms
-    found = await consumer.offsets_for_times(dict.fromkeys(tps, ms))
+    found = await consumer.offsets_for_times(dict.fromkeys(tps, ceil_ms(at)))
     return {tp: ends[tp] if found.get(tp) is None else found[tp].offset for tp in tps}
 
 
@@ -351,6 +350,15 @@ ARCHIVE_ORDER = "ingested_at, kafka_partition, kafka_offset, case_id, event_id"
 MARK_OF_ROW = (
     "transform(kafka_partition, {parts:Array(Int32)}, {offsets:Array(Int64)}, toInt64(-1))"
 )
+#: archive rows read by a replay whose highest offsets per partition are the marks (rows
+#: without a Kafka position are always read), and the rows beyond them
+UP_TO_MARKS = f"(kafka_partition < 0 OR kafka_offset <= {MARK_OF_ROW})"
+BEYOND_MARKS = f"kafka_partition >= 0 AND kafka_offset > {MARK_OF_ROW}"
+
+
+def as_bytes(value: Any) -> bytes:
+    """An ``event_json`` value as the bytes a decoder takes."""
+    return value.encode() if isinstance(value, str) else bytes(value)
 
 
 def archive_range(since: datetime | None, until: datetime | None) -> tuple[str, dict[str, Any]]:
@@ -427,7 +435,7 @@ def read_archive(
     def events() -> Iterator[tuple[bytes, Position]]:
         condition, bound = where, dict(params)
         if data.up_to is not None:
-            condition += f" AND (kafka_partition < 0 OR kafka_offset <= {MARK_OF_ROW})"
+            condition += f" AND {UP_TO_MARKS}"
             bound.update(mark_parameters(data.up_to))
             # what the first run read up to, even if the event at a mark was redelivered
             # beyond it since (``FINAL`` keeps that later copy, which the catch-up reads)
@@ -442,7 +450,7 @@ def read_archive(
             ) as blocks:
                 for block in blocks:
                     for value, partition, offset in zip(*block, strict=True):
-                        raw = value.encode() if isinstance(value, str) else bytes(value)
+                        raw = as_bytes(value)
                         row += 1
                         if partition < 0:
                             unkeyed += 1
