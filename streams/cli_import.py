@@ -50,14 +50,19 @@ def _check_sink(to_topic: bool, out: Path | None, replay: bool = False) -> None:
         raise fail("give exactly one of --to-topic, --out FILE.jsonl or --replay")
 
 
-def _replay_source(path: Path) -> Path:
-    """Where ``--replay`` keeps the converted events: the replay reads them from there
-    (also from inside a running worker, and again when it is resumed)."""
+def _imports_dir() -> Path:
+    """``<data dir>/imports``: ``--replay``'s sources and the event-time sort's runs."""
     from streams.cli import _settings
 
     imports = _settings().data_dir.resolve() / "imports"
     imports.mkdir(parents=True, exist_ok=True)
-    return imports / f"{path.stem}.jsonl"
+    return imports
+
+
+def _replay_source(path: Path) -> Path:
+    """Where ``--replay`` keeps the converted events: the replay reads them from there
+    (also from inside a running worker, and again when it is resumed)."""
+    return _imports_dir() / f"{path.stem}.jsonl"
 
 
 @contextmanager
@@ -89,12 +94,15 @@ def _byte_progress(path: Path) -> Iterator[Callable[[int], None]]:
 
 
 def _deliver(
-    events: Iterator[ImportedEvent],
+    imported: Iterator[ImportedEvent],
     to_topic: bool,
     out: Path | None,
     events_per_message: int,
 ) -> tuple[int, str]:
-    """Send the events to the chosen sink: (events written, where)."""
+    """Send the events to the chosen sink, in event time: (events written, where)."""
+    from streams.sources.importers.event_time import in_event_time
+
+    events = in_event_time(imported, spill_dir=_imports_dir())
     if out is not None:
         from streams.sources.importers.sinks import write_jsonl
 

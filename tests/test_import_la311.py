@@ -457,12 +457,24 @@ def test_cli_writes_json_lines_rejects_and_a_summary(cli_env: None, tmp_path: Pa
         app, ["import", "la311", str(real_file()), "--out", str(out), "--rejects", str(rejects)]
     )
     assert result.exit_code == 0, result.output
-    assert out.read_bytes().splitlines() == [e.value for e in events]
+    # in event time, as the city's system sent them; ties in record order
+    in_event_time = sorted(events, key=lambda e: e.event.occurred_at)
+    assert out.read_bytes().splitlines() == [e.value for e in in_event_time]
+    assert [e.value for e in events] != [e.value for e in in_event_time]
     lines = [orjson.loads(line) for line in rejects.read_bytes().splitlines()]
     assert len(lines) == 18 and {r["reason"] for r in lines} == {"missing_closed_date"}
     assert {"record", "line", "reason", "detail", "source_id"} <= set(lines[0])
     for needle in ("records read", "10,000", "9,982", "missing_closed_date", "39,866"):
         assert needle in result.output
+
+
+def test_the_real_file_sorted_in_spilled_runs_is_sorted_as_in_memory(tmp_path: Path) -> None:
+    from streams.sources.importers.event_time import in_event_time
+
+    _, events = real()
+    merged = [e.value for e in in_event_time(events, spill_dir=tmp_path, run_events=1_000)]
+    assert merged == [e.value for e in sorted(events, key=lambda e: e.event.occurred_at)]
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_cli_needs_exactly_one_sink(cli_env: None, tmp_path: Path) -> None:

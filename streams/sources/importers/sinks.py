@@ -10,12 +10,13 @@ from pathlib import Path
 
 import orjson
 
-from streams.sources.importers.common import ImportedEvent, ImportReport
+from streams.sources.importers.common import ImportReport
+from streams.sources.importers.event_time import Keyed
 
 __all__ = ["produce_events", "write_jsonl", "write_rejects"]
 
 
-def write_jsonl(events: Iterable[ImportedEvent], path: str | Path) -> int:
+def write_jsonl(events: Iterable[Keyed], path: str | Path) -> int:
     """Write the events, one per line, to ``path``; return how many.
 
     The file appears only when every event was written (a ``.part`` file is renamed),
@@ -48,7 +49,7 @@ def write_rejects(report: ImportReport, path: str | Path) -> int:
 async def produce_events(
     bootstrap: str,
     topic: str,
-    events: Iterable[ImportedEvent],
+    events: Iterable[Keyed],
     *,
     events_per_message: int = 200,
 ) -> int:
