@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import orjson
 
+from streams.contract.json_bytes import dumps
 from streams.core.sla.alerts import pending_instants, risk_instants, risk_status
 from streams.core.sla.calendar import to_us
 from streams.core.sla.clock import CaseSla
@@ -54,7 +55,7 @@ class Watch:
         return next((i for i in self.instants if i > now_us), None)
 
     def encode(self) -> bytes:
-        return orjson.dumps(
+        return dumps(
             [self.partition, self.labels, self.instants, self.at_risk_from, self.breached_from]
         )
 

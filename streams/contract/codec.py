@@ -37,6 +37,7 @@ from streams.contract.generated import (
     EventType,
     Payload,
 )
+from streams.contract.json_bytes import dumps
 from streams.contract.schema import fingerprint, load_schema, specialise, type_branches
 
 # Reason codes of InvalidEvent (and of the dead-letter topic).
@@ -449,4 +450,4 @@ def encode_event(event: Event, *, validate: bool = True) -> bytes:
     data = event_to_dict(event)
     if validate:
         validate_dict(data)
-    return orjson.dumps(data, option=orjson.OPT_SORT_KEYS)
+    return dumps(data, option=orjson.OPT_SORT_KEYS)

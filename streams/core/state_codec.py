@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 import orjson
 
 from streams.contract import PAYLOAD_CLASSES, Event
+from streams.contract.json_bytes import dumps
 from streams.core.case_state import CaseState
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -20,7 +21,7 @@ _MS = timedelta(milliseconds=1)
 
 
 def encode_state(state: CaseState) -> bytes:
-    return orjson.dumps(
+    return dumps(
         [
             [
                 e.event_id,

@@ -28,6 +28,7 @@ from zoneinfo import ZoneInfo
 
 import orjson
 
+from streams.contract.json_bytes import dumps
 from streams.sources.city import DAY, HOUR, SECOND, City, Step
 from streams.sources.producer import produce
 
@@ -205,24 +206,24 @@ class _Malformer:
         if kind == "not_json":
             variant = rng.randrange(4)
             if variant == 0:
-                raw = orjson.dumps(ev)
+                raw = dumps(ev)
                 value = raw[: rng.randint(1, len(raw) - 2)]  # truncated
             elif variant == 1:
-                value = orjson.dumps(ev).replace(b'"payload":', b"payload:")
+                value = dumps(ev).replace(b'"payload":', b"payload:")
             elif variant == 2:
                 value, case_key = b"", None
             else:
                 value, case_key = b"case opened, see attachment", None
         elif kind == "invalid_utf8":
-            value = orjson.dumps(ev).replace(b'"simulator"', b'"simul\xc3\x28\xffator"', 1)
+            value = dumps(ev).replace(b'"simulator"', b'"simul\xc3\x28\xffator"', 1)
         elif kind == "not_object":
             variant = rng.randrange(3)
             if variant == 0:
-                value = orjson.dumps([ev])
+                value = dumps([ev])
             elif variant == 1:
                 value, case_key = b"null", None
             else:
-                value, case_key = orjson.dumps(ev["case_id"]), None
+                value, case_key = dumps(ev["case_id"]), None
         elif kind == "missing_field":
             required = _REQUIRED_PAYLOAD.get(ev["type"], ())
             if required and rng.random() < 0.5:
@@ -232,10 +233,10 @@ class _Malformer:
                 del ev[field]
                 if field == "case_id":
                     case_key = None
-            value = orjson.dumps(ev)
+            value = dumps(ev)
         elif kind == "unknown_type":
             ev["type"] = rng.choice(("escalated", "merged", "archived", "Opened"))
-            value = orjson.dumps(ev)
+            value = dumps(ev)
         elif kind == "bad_enum":
             base = ev if ev["type"] in _BAD_ENUMS else None
             if base is None and self.last_by_type:
@@ -245,15 +246,15 @@ class _Malformer:
                 case_key = base["case_id"].encode()
             if base is None:  # nothing with an enum payload seen yet
                 ev["type"] = "OPENED"
-                value = orjson.dumps(ev)
+                value = dumps(ev)
             else:
                 field, bad = rng.choice(_BAD_ENUMS[base["type"]])
                 base["payload"][field] = bad
-                value = orjson.dumps(base)
+                value = dumps(base)
         elif kind == "timestamp_without_offset":
             ts: str = ev["occurred_at"]
             ev["occurred_at"] = rng.choice((ts[:23], ts[:19], ts[:23].replace("T", " ")))
-            value = orjson.dumps(ev)
+            value = dumps(ev)
         elif kind == "forbidden_field":
             if rng.random() < 0.6:
                 ev["payload"]["citizen_name"] = "SYNTHETIC-TEST-NAME"
@@ -261,10 +262,10 @@ class _Malformer:
                 ev["citizen_name"] = "SYNTHETIC-TEST-NAME"
             else:
                 ev["payload"]["phone"] = "000-0000-0000"
-            value = orjson.dumps(ev)
+            value = dumps(ev)
         else:  # wrong_schema_version
             ev["schema_version"] = rng.choice((2, 0, "1", 99))
-            value = orjson.dumps(ev)
+            value = dumps(ev)
         return Emitted(case_key, value, KIND_MALFORMED)
 
 
@@ -356,7 +357,6 @@ def _generate(config: SimulationConfig, sink: list[dict[str, Any]] | None) -> It
     fmt = _TimeFormat(ZoneInfo(config.timezone))
     prefix = f"sim-{config.seed}"
     wire = _Wire(config, Random(f"civicpulse-wire-{config.seed}"), prefix)
-    dumps = orjson.dumps
     for n, (t, case_id, type_, payload) in enumerate(_true_steps(config)):
         event = _event(f"{prefix}-{n:09d}", case_id, type_, fmt(t), payload)
         if sink is not None:
@@ -481,7 +481,7 @@ class LiveCity:
         _, type_, payload = step
         event = _event(f"{self.prefix}-{self.events:09d}", case_id, type_, self.fmt(due), payload)
         self.events += 1
-        em = Emitted(case_id.encode(), orjson.dumps(event), KIND_VALID)
+        em = Emitted(case_id.encode(), dumps(event), KIND_VALID)
         rng = self.wire_rng
         release = due
         if self.ooo and rng.random() < self.ooo:
