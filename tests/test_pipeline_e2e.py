@@ -11,6 +11,7 @@ import asyncio
 import dataclasses
 import time
 from collections import Counter
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -214,16 +215,28 @@ def assert_sla_rows_match_one_batch_evaluation(
         expected_sla[case_id] = normalised(sla_row)
         for cycle in cycles:
             expected_cycles[(case_id, cycle.cycle)] = normalised(cycle)
-    stored_sla = {
-        row["case_id"]: row
-        for row in rows_as_dicts(*worker.query(rows_sql(CaseSlaRow, "case_sla")))
-    }
+    stored_sla = newest_by(
+        rows_as_dicts(*worker.query(rows_sql(CaseSlaRow, "case_sla"))),
+        lambda row: row["case_id"],
+    )
     assert stored_sla == expected_sla
-    stored_cycles = {
-        (row["case_id"], row["cycle"]): row
-        for row in rows_as_dicts(*worker.query(rows_sql(CycleRow, "case_cycles")))
-    }
+    stored_cycles = newest_by(
+        rows_as_dicts(*worker.query(rows_sql(CycleRow, "case_cycles"))),
+        lambda row: (row["case_id"], row["cycle"]),
+    )
     assert stored_cycles == expected_cycles
+
+
+def newest_by(rows: list[dict[str, Any]], key: Callable[[dict[str, Any]], Any]) -> dict[Any, Any]:
+    """The highest version of each key's rows. A row written before a case's `opened`
+    arrived stays beside the newer ones under its old intake date (FINAL merges equal
+    sort keys only), in no particular order: the newest one is the case's row."""
+    newest: dict[Any, dict[str, Any]] = {}
+    for row in rows:
+        found = newest.get(key(row))
+        if found is None or row["version"] > found["version"]:
+            newest[key(row)] = row
+    return newest
 
 
 def normalised(row: Any) -> dict[str, Any]:
