@@ -104,7 +104,8 @@ def add_events(client: Client, events: int) -> None:
             if(k = 0, {opened}, '{{}}') AS event_json,
             occurred_at + toIntervalMillisecond(200 + cityHash64(case_id, k) % 5000) AS ingested_at,
             toInt32(cityHash64(case_id) % 4) AS kafka_partition,
-            toInt64(0) AS kafka_offset
+            toInt64(0) AS kafka_offset,
+            toUInt32(0) AS line
         FROM case_sla FINAL
         ARRAY JOIN range(7) AS k
         WHERE opened_at IS NOT NULL

@@ -171,9 +171,9 @@ def _run(
     if not report.balanced():  # pragma: no cover - an importer bug, never the data
         raise fail("records read != imported + rejected")
     if replay and out is not None:
-        from streams.cli_replay import run as replay_run
+        from streams.cli_replay import run_imported
 
-        replay_run(from_file=out)
+        run_imported(out)
 
 
 @import_app.command("la311")

@@ -7,9 +7,11 @@ generations are :mod:`streams.store.generations`. Documentation: docs/replay.md.
 from __future__ import annotations
 
 import os
+import shlex
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -50,6 +52,8 @@ def _progress_bars() -> Iterator[Callable[[str, int, int | None], None]]:
         TimeRemainingColumn(),
         console=err_console,
     )
+    from streams.replay.progress import PHASE_UNITS
+
     tasks: dict[str, Any] = {}
 
     def update(phase: str, done: int, total: int | None) -> None:
@@ -58,7 +62,8 @@ def _progress_bars() -> Iterator[Callable[[str, int, int | None], None]]:
             task = tasks[phase] = bar.add_task(phase, total=total, rate="")
         bar.update(task, completed=done, total=total)
         speed = bar.tasks[task].speed
-        bar.update(task, rate=f"{speed:,.0f} events/s" if speed else "")
+        unit = PHASE_UNITS.get(phase, "events")
+        bar.update(task, rate=f"{speed:,.0f} {unit}/s" if speed else "")
 
     with bar:
         yield update
@@ -222,8 +227,31 @@ def _run_here(settings: Any, request: Any) -> dict[str, Any]:
     return result_summary(result)
 
 
+#: the command that resumes a replay of this process, when that is not the command that
+#: started it with --id added: set by `import ... --replay` (which has no --id)
+_resume_command: ContextVar[str | None] = ContextVar("_resume_command", default=None)
+
+
+def run_imported(path: Path) -> None:
+    """`import ... --replay`: replay the converted events kept at ``path``; one that is
+    interrupted names `civicpulse replay run --from-file <path> --id <id>` to resume it."""
+    command = f"civicpulse replay run --from-file {shlex.quote(str(path))}"
+    token = _resume_command.set(command)
+    try:
+        run(from_file=path)
+    finally:
+        _resume_command.reset(token)
+
+
+def _resume_hint(generation: str) -> str:
+    command = _resume_command.get()
+    if command is None:
+        return f"resume with --id {generation}"
+    return f"resume with: {command} --id {generation}"
+
+
 def _interrupted(generation: str) -> str:
-    return f"replay {generation} interrupted, live tables untouched; resume with --id {generation}"
+    return f"replay {generation} interrupted, live tables untouched; {_resume_hint(generation)}"
 
 
 #: seconds between two progress polls of a replay running in the worker
@@ -249,7 +277,7 @@ def _run_in_worker(settings: Any, generation: str) -> dict[str, Any]:
         if answer is None:
             raise fail(
                 f"replay {generation}: the worker stopped answering; see `civicpulse replay "
-                f"list`, resume with --id {generation}"
+                f"list`, {_resume_hint(generation)}"
             )
         found: dict[str, Any] = answer
         return found

@@ -21,6 +21,7 @@ from streams.cli import app
 from streams.kafka_runtime import free_port
 from streams.replay import (
     BucketTask,
+    ReplayError,
     ReplayInputError,
     ReplayOptions,
     SourceData,
@@ -37,7 +38,12 @@ from streams.sources.importers.sinks import write_jsonl
 from streams.sources.simulator import SimulationConfig, produce, simulate
 from streams.store import Store, close_clients
 from streams.store.client import Client
-from streams.store.generations import get_generation, list_generations
+from streams.store.generations import (
+    DERIVED_TABLES,
+    get_generation,
+    list_generations,
+    load_checkpoint,
+)
 from tests.importing import shared_file
 from tests.workers import WorkerProcess
 
@@ -234,7 +240,7 @@ def test_switch_is_atomic_per_table_and_the_old_generation_is_kept(
     half = snapshot(live)
 
     built = run_replay(dsn, file_source(everything), ReplayOptions(generation="g2", switch=False))
-    assert not built.switched
+    assert not built.switched and built.generation.status == "built"
     assert snapshot(live) == half, "a generation that was not switched is not visible"
     full = snapshot(live, "civicpulse_replay_g2")
     assert len(full["case_facts"]) > len(half["case_facts"])
@@ -261,8 +267,31 @@ def test_switch_is_atomic_per_table_and_the_old_generation_is_kept(
     assert result.exit_code == 0 and "dropped" in result.output and "g2" in result.output
     live = Store.open(dsn).client
     assert snapshot(live) == full
+
+    def tables(database: str) -> set[str]:
+        query = "SELECT name FROM system.tables WHERE database = {d:String}"
+        return {row[0] for row in live.query(query, parameters={"d": database}).result_rows}
+
+    # g1's tables left g2's database; what g2 keeps there (its checkpoints and dead
+    # letters) stays, since g2 is live
+    assert not tables("civicpulse_replay_g2") & set(DERIVED_TABLES)
+    assert {"replay_checkpoints", "dead_letters"} <= tables("civicpulse_replay_g2")
+    assert load_checkpoint(Store.open(dsn, database="civicpulse_replay_g2").client, "g2")
+    # g1's own database still holds the tables g1's switch retired (the live worker's)
+    assert set(DERIVED_TABLES) <= tables("civicpulse_replay_g1")
+    assert "replay_checkpoints" not in tables("civicpulse_replay_g1")
+    result = runner.invoke(app, ["replay", "drop", "before_g1"], env=env)
+    assert result.exit_code == 0, result.output
+    assert "civicpulse_replay_g1 dropped" in result.output.replace("\n", "")
     databases = {row[0] for row in live.query("SHOW DATABASES").result_rows}
-    assert "civicpulse_replay_g2" not in databases
+    assert "civicpulse_replay_g1" not in databases and "civicpulse_replay_g2" in databases
+
+    result = runner.invoke(app, ["replay", "drop", "g1"], env=env)
+    assert result.exit_code == 1 and "already dropped" in result.output
+    with pytest.raises(ReplayError, match="was dropped, and ids are not reused"):
+        run_replay(dsn, file_source(first), ReplayOptions(generation="g1"))
+    with pytest.raises(ReplayError, match=r"is active .*use a new --id$"):
+        run_replay(dsn, file_source(first), ReplayOptions(generation="g2"))
 
 
 def test_an_interrupted_replay_resumes_to_the_same_result(
@@ -330,7 +359,7 @@ def test_bad_input_stops_naming_file_and_position_and_leaves_live_untouched(
         run_replay(
             dsn, file_source(path), ReplayOptions(generation="invalid", buckets=1, archive=True)
         )
-    # the events before the bad one were folded, not archived: the live archive is as it was
+    # the plan stopped at it, before anything was folded: the live archive is as it was
     assert rows(live, archive_sql) == archived
 
     parquet = tmp_path / "events.parquet"
@@ -543,15 +572,158 @@ def test_archive_rows_keep_kafka_positions_and_number_file_lines(
     file_task = BucketTask(0, "unused", False, None, None, None, None, received, "g")
     topic_task = dataclasses.replace(file_task, kafka_positions=True)
     cases = [
-        (file_task, (17, 0, 0), (-1, 17)),  # line 17 of a file
-        (topic_task, (3, 1041, 2), (3, 1041)),  # partition 3, offset 1041, line 2 of a batch
+        (file_task, (17, 0, 0), (-1, 17, 0)),  # line 17 of a file
+        (topic_task, (3, 1041, 2), (3, 1041, 2)),  # partition 3, offset 1041, line 2 of a batch
     ]
-    for task, position, (partition, offset) in cases:
+    for task, position, (partition, offset, line) in cases:
         columns = _archive_columns([(event, raw, position)], task)
         row = dict(zip(EVENT_COLUMNS, (column[0] for column in columns), strict=True))
-        assert (row["kafka_partition"], row["kafka_offset"]) == (partition, offset)
+        assert (row["kafka_partition"], row["kafka_offset"], row["line"]) == (
+            partition,
+            offset,
+            line,
+        )
         assert row["event_json"].encode() == raw and row["ingested_at"] == received
         assert (row["event_id"], row["occurred_at"]) == (event.event_id, event.occurred_at)
+
+
+def test_an_archive_replay_reads_batch_messages_in_their_order(
+    chdb_dir: Path, tmp_path: Path
+) -> None:
+    """The live worker archives what it reads from batch messages (an importer's 200
+    events a message on the raw topic, its own repartitioned ones on the case topic), a
+    whole batch with one ingestion time: a replay from the archive reads the events of a
+    message in their order in it, as the worker saw them. Here each message holds events
+    in event time whose case (and event) ids descend, over more than the grace period:
+    read by case id, as the archive was before it kept the line, they are late."""
+    from datetime import UTC, datetime
+
+    from streams.app.lateness import LatenessTracker
+    from streams.app.steps import RawMessage, apply_events, ingest, route
+    from streams.contract import decode_validated
+    from streams.contract.framing import BATCH_HEADERS
+
+    partitions, count = 2, 120
+    start = datetime(2026, 3, 10, tzinfo=UTC)
+    history = [
+        orjson.dumps(
+            {
+                "schema_version": 1,
+                "event_id": f"batch-e{count - n:04d}",
+                "case_id": f"batch-case-{count - n:04d}",
+                "type": "opened",
+                "occurred_at": (start + n * timedelta(minutes=10)).isoformat(
+                    timespec="milliseconds"
+                ),
+                "source": "simulator",
+                "payload": {
+                    "channel": "email",
+                    "category": "water_outage",
+                    "urgency": "urgent",
+                    "district": "Riverside",
+                    "sub_district": "Mill Street",
+                    "citizen_ref": "862480fd2b3ec194c601baece36ae4e4",
+                },
+            }
+        )
+        for n in range(count)
+    ]
+    # the live worker: the importer's batch on the raw topic, routed by case to the case
+    # topic in batches of a few events (each spanning more than the grace period), read
+    # there, checked for lateness and archived, all in one batch (one ingestion time)
+    received = datetime(2026, 3, 11, tzinfo=UTC)
+    imported = RawMessage("raw", 0, 0, None, b"\n".join(history), BATCH_HEADERS)
+    offsets = [0] * partitions
+    messages = []
+    for partition, value in route(ingest([imported], now=received).valid, partitions, 2500):
+        messages.append(
+            RawMessage("events", partition, offsets[partition], None, value, BATCH_HEADERS)
+        )
+        offsets[partition] += 1
+    assert len(messages) > 2 * partitions
+    valid = ingest(messages, now=received, decode=decode_validated)
+    assert len(valid.valid) == count and not valid.dead
+    assert LatenessTracker(grace=LATE_GRACE).observe(valid.valid, received) == []
+    archived = apply_events(valid.valid, load_state=lambda _: None, cache={}, now=received)
+    dsn = dsn_of(chdb_dir)
+    store = Store.open(dsn)
+    store.writer.write_events(archived.event_rows)
+    live = store.client
+    positions = [(r.kafka_partition, r.kafka_offset, r.line) for r in archived.event_rows]
+    assert max(line for *_, line in positions) > 0
+    stored = rows(live, "SELECT kafka_partition, kafka_offset, line FROM events FINAL")
+    assert sorted(stored) == sorted(positions)
+
+    options: dict[str, Any] = {"partitions": partitions, "late_grace": LATE_GRACE}
+    from_archive = run_replay(dsn, read_archive, ReplayOptions(generation="archive", **options))
+    assert (from_archive.events, from_archive.late_events) == (count, 0)
+    assert rows(live, LATE_SQL) == []
+    tables = snapshot(live)
+
+    # a file replay of the same events in message order: the same tables, nothing late
+    in_order = [line for m in messages for line in m.value.split(b"\n")]
+    path = write_lines(tmp_path / "messages.jsonl", in_order)
+    from_file = run_replay(dsn, file_source(path), ReplayOptions(generation="file", **options))
+    assert (from_file.events, from_file.late_events) == (count, 0)
+    assert snapshot(live) == tables
+
+    # what the archive's old tie-break (case id, event id within a message) read: late
+    def case_id(line: bytes) -> str:
+        return str(orjson.loads(line)["case_id"])
+
+    by_case = [line for m in messages for line in sorted(m.value.split(b"\n"), key=case_id)]
+    path = write_lines(tmp_path / "by_case.jsonl", by_case)
+    misread = run_replay(dsn, file_source(path), ReplayOptions(generation="by_case", **options))
+    assert misread.late_events > 0
+
+
+def test_the_archive_copy_takes_a_replay_database_archived_before_the_line_column(
+    chdb_dir: Path, small_history: list[bytes]
+) -> None:
+    """A replay whose archive copy was left pending by a release before ``events.line``
+    (0009_events_line) finishes it: the columns both tables have are copied, ``line`` is
+    0 (a file's events: not from a batch message)."""
+    from datetime import UTC, datetime
+
+    from streams.contract import decode_event
+    from streams.store import generations
+    from streams.store.rows import EventRow
+
+    store = Store.open(dsn_of(chdb_dir))
+    live = store.client
+    old = "civicpulse_replay_old"
+    live.command(f"CREATE DATABASE IF NOT EXISTS {old}")
+    live.command(f"CREATE TABLE {old}.events AS events")
+    live.command(f"ALTER TABLE {old}.events DROP COLUMN line")
+    at = datetime(2026, 3, 1, tzinfo=UTC)
+    archived = [
+        EventRow.archived(decode_event(raw), raw, at, -1, n)
+        for n, raw in enumerate(small_history[:5], 1)
+    ]
+    live.insert(
+        f"{old}.events",
+        [[getattr(row, name) for name in EVENT_ROW_OLD_COLUMNS] for row in archived],
+        column_names=list(EVENT_ROW_OLD_COLUMNS),
+    )
+    assert generations.copy_archive(live, "default", old) == 5
+    assert rows(live, "SELECT kafka_offset, line, event_json FROM events FINAL ORDER BY 1") == [
+        (n, 0, raw.decode()) for n, raw in enumerate(small_history[:5], 1)
+    ]
+
+
+#: the ``events`` columns before 0009_events_line
+EVENT_ROW_OLD_COLUMNS = (
+    "event_id",
+    "case_id",
+    "type",
+    "occurred_at",
+    "source",
+    "schema_version",
+    "event_json",
+    "ingested_at",
+    "kafka_partition",
+    "kafka_offset",
+)
 
 
 def test_archive_defaults_per_source() -> None:
@@ -651,18 +823,18 @@ def test_invalid_events_move_no_watermark_when_dead_lettered(
 def test_the_plan_marks_the_events_it_found_valid_for_the_fold(
     tmp_path: Path, small_history: list[bytes]
 ) -> None:
-    """With invalid events dead-lettered the plan checks each event; the spill record
-    says which were valid, so the fold decodes those without a second schema check."""
+    """The plan checks each event (in "stop" mode it stops at the first invalid one);
+    the spill record says which were valid, so the fold decodes those without a second
+    schema check."""
     from streams.replay.plan import plan
 
     doc = orjson.loads(small_history[0])
     doc["type"] = "teleported"
     poisoned = [*small_history, orjson.dumps(doc), b"not json"]
     source = SourceData("test", (), str, "")
-    # in "stop" mode an invalid event stops the replay: the plan marks nothing
     for invalid, lines, expected in (
         ("dead-letter", poisoned, len(small_history)),
-        ("stop", small_history, 0),
+        ("stop", small_history, len(small_history)),
     ):
         options = ReplayOptions(generation="marks", invalid=invalid)
         directory = tmp_path / invalid
@@ -805,7 +977,8 @@ def test_an_empty_range_is_refused_before_it_empties_the_boards(
     from datetime import UTC, datetime
 
     long_ago = ReplayOptions(generation="none", until=datetime(2001, 1, 1, tzinfo=UTC))
-    with pytest.raises(ReplayInputError, match=r"no events to replay.*live tables are untouched"):
+    untouched = r"no valid events to replay.*live tables are untouched"
+    with pytest.raises(ReplayInputError, match=untouched):
         run_replay(dsn, file_source(path), long_ago)
     assert snapshot(live) == before
     failed = get_generation(live, "none")

@@ -107,6 +107,28 @@ def test_apply_events_rewrites_every_touched_case_even_when_nothing_is_new() -> 
         assert isinstance(decode_state(case_id, encoded), CaseState)
 
 
+def test_archive_rows_keep_each_events_line_in_its_batch_message() -> None:
+    good = history()[:6]
+    batch = [
+        # blank and invalid lines keep their numbers, as the dead letters' do
+        message(b"\n".join([good[0], b"{not json", good[1], b"", good[2]]), offset=7, batch=True),
+        message(b"\n".join(good[3:5]), offset=8, batch=True),
+        message(good[5], offset=9),  # a one-event message: line 0
+    ]
+    result = ingest(batch, now=NOW)
+    assert [v.line for v in result.valid] == [0, 2, 4, 0, 1, 0]
+    assert [(d.offset, d.line) for d in result.dead] == [(7, 1)]
+    rows = apply_events(result.valid, load_state=lambda _: None, cache={}, now=NOW).event_rows
+    assert [(r.kafka_partition, r.kafka_offset, r.line, r.event_json.encode()) for r in rows] == [
+        (0, 7, 0, good[0]),
+        (0, 7, 2, good[1]),
+        (0, 7, 4, good[2]),
+        (0, 8, 0, good[3]),
+        (0, 8, 1, good[4]),
+        (0, 9, 0, good[5]),
+    ]
+
+
 def test_decode_validated_falls_back_to_validation_for_stray_bytes() -> None:
     result = ingest(
         [message(b'{"type": "opened", "case_id": "x"}')], now=NOW, decode=decode_validated

@@ -127,6 +127,7 @@ def event_row(case_id: str, n: int, type_: str = "opened", offset: int = 0) -> E
         ingested_at=T0 + timedelta(hours=1),
         kafka_partition=n % 4,
         kafka_offset=offset + n,
+        line=n % 3,
     )
 
 

@@ -49,6 +49,8 @@ class Valid:
     event: Event
     #: the event's JSON as received (one line of a batch message, or the whole message)
     raw: bytes
+    #: its position inside a batch message (0 for a one-event message)
+    line: int = 0
 
 
 @dataclass(slots=True)
@@ -72,7 +74,7 @@ def ingest(
     for message in batch:
         for line, item in message.items():
             try:
-                result.valid.append(Valid(message, decode(item), item))
+                result.valid.append(Valid(message, decode(item), item, line))
             except InvalidEvent as err:
                 result.dead.append(dead_letter(message, line, item, err, received))
     return result
@@ -226,5 +228,5 @@ def case_sla_of(
 
 def event_row(item: Valid, ingested: datetime) -> EventRow:
     return EventRow.archived(
-        item.event, item.raw, ingested, item.message.partition, item.message.offset
+        item.event, item.raw, ingested, item.message.partition, item.message.offset, item.line
     )

@@ -211,9 +211,9 @@ def _newer_events(
     try:
         with client.query_column_block_stream(
             "SELECT event_json, case_id, kafka_partition, kafka_offset FROM ("
-            "SELECT event_json, case_id, event_id, ingested_at, kafka_partition, kafka_offset "
-            f"FROM events WHERE {where} AND {BEYOND_MARKS} "
-            "ORDER BY ingested_at DESC, kafka_partition DESC, kafka_offset DESC "
+            "SELECT event_json, case_id, event_id, ingested_at, kafka_partition, kafka_offset, "
+            f"line FROM events WHERE {where} AND {BEYOND_MARKS} "
+            "ORDER BY ingested_at DESC, kafka_partition DESC, kafka_offset DESC, line DESC "
             f"LIMIT 1 BY case_id, event_id) ORDER BY {ARCHIVE_ORDER}",
             parameters=params,
         ) as blocks:

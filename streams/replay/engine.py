@@ -15,7 +15,9 @@ import logging
 import multiprocessing
 import os
 import shutil
+import signal
 import tempfile
+import threading
 import time
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -90,10 +92,14 @@ class ReplayResult:
     archived: int = 0
     #: from the archive: events the live worker archived while the replay ran, caught up
     caught_up: int = 0
+    #: events of the buckets an earlier, interrupted run had written (not folded again)
+    resumed_events: int = 0
 
     @property
     def events_per_second(self) -> float:
-        return self.events / self.seconds if self.seconds > 0 else 0.0
+        """Events this run folded, per second."""
+        done = self.events - self.resumed_events
+        return done / self.seconds if self.seconds > 0 else 0.0
 
 
 def policies_hash(path: str | None) -> str:
@@ -132,9 +138,7 @@ def run_replay(
     ):
         return _finish_archive(live, existing, gens.replay_database(generation_id), started)
     if existing is not None and existing.status not in (gens.RUNNING, gens.FAILED):
-        raise ReplayError(
-            f"generation {generation_id!r} is {existing.status}: use a new --id (or drop it first)"
-        )
+        raise ReplayError(_taken(generation_id, existing.status))
     hash_ = policies_hash(options.policies_path)
     if existing is not None and existing.policies_hash != hash_:
         raise ReplayError(
@@ -191,6 +195,24 @@ def run_replay(
             shutil.rmtree(work, True)
 
 
+def _taken(generation_id: str, status: str) -> str:
+    """Why an id cannot be replayed again, and what to do."""
+    if status == gens.DROPPED:
+        return f"generation {generation_id!r} was dropped, and ids are not reused: use a new --id"
+    if status == gens.ACTIVE:
+        return f"generation {generation_id!r} is active (the boards read it): use a new --id"
+    return f"generation {generation_id!r} is {status}: use a new --id, or drop it first"
+
+
+def _described(signature: str) -> str:
+    """``since=...|until=...|invalid=...|archive=...`` as the command's options."""
+    fields = dict(part.split("=", 1) for part in signature.split("|") if "=" in part)
+    words = [f"--{name} {fields[name]}" for name in ("since", "until") if fields.get(name)]
+    words.append(f"--invalid {fields.get('invalid', '?')}")
+    words.append("--archive" if fields.get("archive") == "True" else "--no-archive")
+    return " ".join(words)
+
+
 def _build(
     live: Store,
     replay: Store,
@@ -215,6 +237,12 @@ def _build(
 
     if source.fingerprint:
         check_source()
+    if saved is not None and saved.options and saved.options != options.signature():
+        raise ReplayError(
+            f"generation {generation.generation!r} was started with other options "
+            f"({_described(saved.options)}; now {_described(options.signature())}): resume "
+            "it with the same ones, or use a new --id"
+        )
     if saved is not None and source.read_up_to is not None:
         # the archive grows while the live worker runs: read what the first run read
         source.up_to = parse_marks(saved.fingerprint)
@@ -291,6 +319,7 @@ def _build(
                 done_buckets,
                 events_done,
                 cases_done,
+                options.signature(),
             ),
         )
         bucket_path(the_plan.directory, result.bucket).unlink(missing_ok=True)
@@ -350,11 +379,14 @@ def _build(
         cases_done = int(
             replay.client.query("SELECT count() FROM case_facts FINAL").result_rows[0][0]
         )
-    if options.switch and not events_done and not dead_total:
-        # an empty range (of offsets, times or event times) would empty the boards
+    if options.switch and not events_done:
+        # an empty range (of offsets, times or event times), or one of invalid events
+        # only, would empty the boards
+        invalid = f" ({dead_total:,} invalid, in {generation.database}.dead_letters)"
         raise ReplayInputError(
-            f"{source.name}: no events to replay (in the range given): nothing to switch "
-            "to, the live tables are untouched"
+            f"{source.name}: no valid events to replay (in the range given)"
+            f"{invalid if dead_total else ''}: nothing to switch to, the live tables are "
+            "untouched"
         )
     finished = generation.but(
         events=events_done,
@@ -383,6 +415,7 @@ def _build(
             finished = finished.but(detail="built")
             gens.record(live.client, finished)
     else:
+        finished = finished.but(status=gens.BUILT)
         gens.record(live.client, finished)
     return ReplayResult(
         generation=finished,
@@ -393,6 +426,7 @@ def _build(
         alerts=alerts,
         seconds=time.perf_counter() - started,
         resumed_buckets=saved.buckets_done if saved is not None else 0,
+        resumed_events=saved.events_done if saved is not None else 0,
         switched=switched,
         buckets=buckets,
         archived=archived,
@@ -500,15 +534,20 @@ def _write_dead_letters(
     received: datetime,
     by_position: bool = False,
 ) -> None:
-    """Dead letters keyed by the event's index in the source, or (``by_position``, for a
-    catch-up, whose reads are numbered afresh) by its archive partition and offset and a
-    checksum of its bytes."""
+    """Dead letters at the event's position in the source (``SourceData.dead_letter_at``:
+    a file's line, a topic's partition, offset and line, the archive's row index), or
+    (``by_position``, for a catch-up, whose reads are numbered afresh) at its archive
+    partition and offset with a checksum of its bytes."""
     if not invalid:
         return
     rows = [
         [
             source.name,
-            *((position[1], position[2], zlib.crc32(raw)) if by_position else (-1, index, 0)),
+            *(
+                (position[1], position[2], zlib.crc32(raw))
+                if by_position
+                else source.dead_letter_at(index, position)
+            ),
             "",
             reason,
             f"{archive_position(position) if by_position else source.where(position)}: {detail}",
@@ -528,13 +567,29 @@ def _fold_pool(options: ReplayOptions) -> Pool | None:
         return None
     # spawn: the parent may host an embedded ClickHouse engine, which must not be forked
     context = multiprocessing.get_context("spawn")
-    return context.Pool(options.workers, initializer=_warm, initargs=(options.policies_path,))
+    # A terminal's Ctrl-C reaches the whole process group, the fold processes too, also
+    # while they are still starting (importing): SIGINT is ignored while they are started
+    # (an ignored signal stays ignored in a started program) and _warm ignores it too
+    # (pools started from another thread, which cannot change it here; a Ctrl-C in the
+    # milliseconds the pool starts is lost). Ctrl-C is this process's: it stops the
+    # replay and terminates the pool (run_replay).
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.getsignal(signal.SIGINT) if main else None
+    if previous is not None:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        return context.Pool(options.workers, initializer=_warm, initargs=(options.policies_path,))
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
 
 
 def _warm(policies_path: str | None) -> None:
-    """Load the policies ahead of the first bucket. A failure is left for the bucket's
-    own load to raise: a failing pool initializer would make the pool restart its
-    processes forever instead of failing the replay."""
+    """Ignore Ctrl-C (the replay's own process handles it and terminates the pool: no
+    traceback from here), then load the policies ahead of the first bucket. A failure is
+    left for the bucket's own load to raise: a failing pool initializer would make the
+    pool restart its processes forever instead of failing the replay."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     with contextlib.suppress(Exception):
         _policies(policies_path)
 

@@ -84,7 +84,8 @@ class BucketTask:
     #: also return the valid events as raw-archive (``events``) rows
     archive: bool = False
     #: positions are Kafka (partition, offset, line): archived with them, as the live
-    #: ingest step does; other sources are archived as partition -1, offset = position
+    #: ingest step does; other sources are archived as partition -1, offset = position,
+    #: line 0
     kafka_positions: bool = False
     #: the archive rows' ``ingested_at``: the generation's start, the same for a resumed
     #: replay, so the archive keeps the source's order (it is read by ingestion time)
@@ -193,6 +194,7 @@ def _archive_columns(
             received,
             position[0] if kafka else -1,
             position[1] if kafka else position[0],
+            position[2] if kafka else 0,
         )
         for event, raw, position in archived
     ]

@@ -35,3 +35,10 @@ class ReplayOptions:
     #: where the bucket spill files go (``<work_dir>/buckets``); default: a temporary
     #: directory. Removed when the replay ends, rebuilt by a resume.
     work_dir: Path | None = None
+
+    def signature(self) -> str:
+        """The options that decide the generation's rows besides the source and the
+        policies (which are checked on their own): a resume must be given the same."""
+        since = self.since.isoformat() if self.since is not None else ""
+        until = self.until.isoformat() if self.until is not None else ""
+        return f"since={since}|until={until}|invalid={self.invalid}|archive={self.archive}"

@@ -95,12 +95,13 @@ def plan(
     since = _ceil_ms(options.since)
     until = _ceil_ms(options.until)
     partitions = options.partitions
-    # The live worker's watermarks move on valid events only. With invalid events
-    # dead-lettered (not stopping the replay), an invalid one must not move them either,
-    # so the plan checks each event (the archive's were checked when ingested); the
-    # verdict travels in the spill record, and the fold skips the schema check of the
-    # events found valid.
-    vet = options.invalid != "stop" and not source.trusted
+    # The live worker's watermarks move on valid events only, so the plan checks each
+    # event (the archive's were checked when ingested): in "dead-letter" mode an invalid
+    # one moves nothing, in "stop" mode the first one in source order stops the replay
+    # before anything is written. The verdict travels in the spill record, and the fold
+    # skips the schema check of the events found valid.
+    vet = not source.trusted
+    stop = options.invalid == "stop"
     loads = orjson.loads
     pack = _RECORD.pack
     crc32 = zlib.crc32
@@ -123,6 +124,10 @@ def plan(
                 bucket = crc32(case_id.encode()) % buckets
             counts[bucket] += 1
             valid = vet and doc is not None and conforms(doc)
+            if stop and vet and not valid:
+                # the pre-check only says "valid"; the full validator decides and explains
+                _stop_if_invalid(source, position, raw)
+                valid = True
             out = files[bucket]
             if out is not None:
                 out.write(pack(index, *position, len(raw), valid))
@@ -163,10 +168,14 @@ def plan(
 
 
 def _stop_at(source: SourceData, position: Position, raw: bytes) -> None:
+    _stop_if_invalid(source, position, raw)
+    raise ReplayInputError(f"{source.where(position)}: invalid event")
+
+
+def _stop_if_invalid(source: SourceData, position: Position, raw: bytes) -> None:
     try:
         decode_event(raw)
     except InvalidEvent as err:
         raise ReplayInputError(
             f"{source.where(position)}: invalid event ({err.reason}): {err.detail}"
         ) from None
-    raise ReplayInputError(f"{source.where(position)}: invalid event")

@@ -7,6 +7,7 @@ row) so a replay that stops on it points at it.
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -15,7 +16,7 @@ from typing import Any
 
 from streams.contract.codec import ceil_ms
 from streams.contract.framing import split_items
-from streams.replay.errors import ReplayInputError
+from streams.replay.errors import ReplayError, ReplayInputError
 from streams.replay.progress import PROGRESS_EVERY, Progress
 from streams.store import Store
 from streams.store.client import open_private_client
@@ -28,6 +29,11 @@ PARQUET_COLUMN = "event"
 #: where an event is in its source, as up to three numbers (file line; Parquet row;
 #: topic partition, offset, line; archive row): rendered by ``SourceData.where``
 Position = tuple[int, int, int]
+
+
+def _source_index(index: int, _at: Position) -> tuple[int, int, int]:
+    """The event's index in the source in ``offset`` (the archive's row number)."""
+    return (-1, index, 0)
 
 
 @dataclass(slots=True)
@@ -58,6 +64,19 @@ class SourceData:
     #: the archive: read no row beyond these offsets (a resumed replay reads what its
     #: first run read, and catches up with the rest)
     up_to: dict[int, int] | None = None
+    #: the (partition, offset, line) columns of an invalid event's dead letter, from its
+    #: index in the source and its position; a key: unique per event, the same when a
+    #: resumed replay meets it again
+    dead_letter_at: Callable[[int, Position], tuple[int, int, int]] = _source_index
+
+
+def _file_line(_index: int, at: Position) -> tuple[int, int, int]:
+    """A file's line (a Parquet file's row) in ``line``, as a batch message's line."""
+    return (-1, 0, at[0])
+
+
+def _kafka_position(_index: int, at: Position) -> tuple[int, int, int]:
+    return at
 
 
 def close_events(events: Iterable[tuple[bytes, Position]]) -> None:
@@ -90,6 +109,7 @@ def read_file(path: Path, progress: Progress | None = None) -> SourceData:
         where=lambda at: f"{path}:{at[0]}",
         fingerprint=fingerprint,
         estimate=lines,
+        dead_letter_at=_file_line,
     )
 
 
@@ -160,27 +180,48 @@ def _read_parquet(path: Path, fingerprint: str, progress: Progress | None) -> So
         where=lambda at: f"{path}: row {at[0]}",
         fingerprint=fingerprint,
         estimate=total,
+        dead_letter_at=_file_line,
     )
 
 
 def export_parquet(source: Path, target: Path, rows_per_group: int = 100_000) -> int:
-    """Copy a JSON Lines file of events into a replay Parquet file; returns the rows."""
+    """Copy a JSON Lines file of events into a replay Parquet file; returns the rows.
+
+    The input is checked before anything is written, and ``target`` appears only once it
+    is complete (a ``.part`` file beside it is renamed): an export that fails or is
+    interrupted leaves no file (an empty one would replay as 0 events). A target that
+    cannot be written raises :class:`ReplayError` naming it."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+    data = read_file(source)  # a missing or unknown input: raises here
+    if not target.parent.is_dir():
+        raise ReplayError(f"{target}: cannot write it: no such directory")
     schema = pa.schema([(PARQUET_COLUMN, pa.string())])
+    part = target.with_name(target.name + ".part")
     rows = 0
-    with pq.ParquetWriter(target, schema, compression="zstd") as writer:
-        group: list[str] = []
-        for raw, _ in read_file(source).events:
-            group.append(raw.decode())
-            if len(group) >= rows_per_group:
+    try:
+        with pq.ParquetWriter(part, schema, compression="zstd") as writer:
+            group: list[str] = []
+            for raw, at in data.events:
+                try:
+                    group.append(raw.decode())
+                except UnicodeDecodeError as err:
+                    raise ReplayInputError(f"{data.where(at)}: not UTF-8: {err}") from err
+                if len(group) >= rows_per_group:
+                    writer.write_table(pa.table({PARQUET_COLUMN: pa.array(group, pa.string())}))
+                    rows += len(group)
+                    group = []
+            if group or not rows:
                 writer.write_table(pa.table({PARQUET_COLUMN: pa.array(group, pa.string())}))
                 rows += len(group)
-                group = []
-        if group or not rows:
-            writer.write_table(pa.table({PARQUET_COLUMN: pa.array(group, pa.string())}))
-            rows += len(group)
+        part.replace(target)
+    except OSError as err:
+        reason = os.strerror(err.errno) if err.errno else str(err)
+        raise ReplayError(f"{target}: cannot write it: {reason}") from err
+    finally:
+        part.unlink(missing_ok=True)
+        close_events(data.events)
     return rows
 
 
@@ -219,6 +260,7 @@ def read_topic(
         estimate=total,
         commit=lambda: asyncio.run(_commit(bootstrap, group, topic, stop)),
         kafka=True,
+        dead_letter_at=_kafka_position,
     )
 
     def events() -> Iterator[tuple[bytes, Position]]:
@@ -246,7 +288,7 @@ def read_topic(
                 if done and data.estimate == total:
                     data.estimate = total * items // done  # messages may carry batches
                 if progress is not None:
-                    progress("read", done, total)
+                    progress("messages", done, total)
                 yield from out
         finally:
             loop.run_until_complete(consumer.stop())
@@ -343,8 +385,10 @@ async def _commit(bootstrap: str, group: str, topic: str, stop: dict[Any, int]) 
         await consumer.stop()
 
 
-#: the archive's order: ingestion order, then Kafka position (the order it was received in)
-ARCHIVE_ORDER = "ingested_at, kafka_partition, kafka_offset, case_id, event_id"
+#: the archive's order: ingestion order, then Kafka position (partition, offset, line in a
+#: batch message: the order it was received in); case and event id only break the ties of
+#: rows archived before ``line`` was (0009_events_line: line 0)
+ARCHIVE_ORDER = "ingested_at, kafka_partition, kafka_offset, line, case_id, event_id"
 #: an archive row's Kafka offset against per-partition offsets (-1 for a partition
 #: not in them); with parameters ``parts`` and ``offsets``
 MARK_OF_ROW = (

@@ -39,8 +39,17 @@ REPLAY_DATABASE_PREFIX = "civicpulse_replay_"
 
 RUNNING = "running"
 FAILED = "failed"
+#: finished without a switch (``--no-switch``): kept for comparison until dropped
+BUILT = "built"
 ACTIVE = "active"
 RETIRED = "retired"
+DROPPED = "dropped"
+
+#: what a replay keeps in its own database besides derived tables: its dead letters,
+#: its checkpoints and (file replays) the events it adds to the live archive
+OWN_TABLES: tuple[str, ...] = ("dead_letters", CHECKPOINTS_TABLE, "events")
+#: the materialized views on the derived tables (they follow the table names)
+DERIVED_VIEWS: tuple[str, ...] = ("case_sla_moved_mv", "case_cycles_moved_mv")
 
 _ID = re.compile(r"^[a-z0-9_]{1,40}$")
 
@@ -68,6 +77,7 @@ CHECKPOINT_COLUMNS: tuple[str, ...] = (
     "events_done",
     "cases_done",
     "updated_at",
+    "options",
 )
 
 
@@ -127,6 +137,8 @@ class Checkpoint:
     events_done: int
     cases_done: int
     updated_at: datetime
+    #: the options that decide the rows (``ReplayOptions.signature``); "" when unknown
+    options: str = ""
 
 
 def record(client: Client, generation: Generation) -> None:
@@ -198,6 +210,7 @@ def checkpoint(
     buckets_done: int,
     events_done: int,
     cases_done: int,
+    options: str = "",
 ) -> Checkpoint:
     return Checkpoint(
         generation=generation,
@@ -209,6 +222,7 @@ def checkpoint(
         events_done=events_done,
         cases_done=cases_done,
         updated_at=datetime.now(UTC),
+        options=options,
     )
 
 
@@ -269,7 +283,11 @@ def copy_archive(client: Client, live_database: str, replay_database: str) -> in
     Kafka, or added by an earlier replay) are left as they are, with their partition,
     offset and ingestion time, so the archive's order does not change under them.
     Running it again adds nothing twice. Memory: ClickHouse holds the replayed cases'
-    archived (case, event) ids while it runs."""
+    archived (case, event) ids while it runs.
+
+    The columns are named: those both tables have, so a replay database migrated by an
+    older release (its ``events`` without ``line``, say) copies into the live one, whose
+    missing columns take their defaults."""
     new = (
         f"FROM `{replay_database}`.`events` FINAL WHERE (case_id, event_id) NOT IN ("
         f"SELECT case_id, event_id FROM `{live_database}`.`events` WHERE case_id IN ("
@@ -277,12 +295,35 @@ def copy_archive(client: Client, live_database: str, replay_database: str) -> in
     )
     count = int(client.query(f"SELECT count() {new}").result_rows[0][0])
     if count:
-        client.command(f"INSERT INTO `{live_database}`.`events` SELECT * {new}")
+        theirs = set(_columns_of(client, replay_database, "events"))
+        names = ", ".join(
+            f"`{name}`" for name in _columns_of(client, live_database, "events") if name in theirs
+        )
+        client.command(f"INSERT INTO `{live_database}`.`events` ({names}) SELECT {names} {new}")
     return count
 
 
+def _columns_of(client: Client, database: str, table: str) -> list[str]:
+    """A table's column names, in order."""
+    return [
+        str(name)
+        for (name,) in client.query(
+            "SELECT name FROM system.columns WHERE database = {db:String} "
+            "AND table = {table:String} ORDER BY position",
+            parameters={"db": database, "table": table},
+        ).result_rows
+    ]
+
+
 def drop(client: Client, generation: str) -> Generation:
-    """Drop a retired or failed generation's database; refuse the active one."""
+    """Drop a retired, built or failed generation's tables; refuse the active one.
+
+    A generation's derived tables are wherever its switch or a later one moved them
+    (``database``); its own database also holds its dead letters and checkpoints, and,
+    once it switched, the tables of the generation it retired. So each drop removes only
+    what belongs to the generation dropped, and a database goes when nothing in it
+    belongs to a generation that is kept.
+    """
     found = get_generation(client, generation)
     if found is None:
         raise GenerationError(f"no generation {generation!r} (see `civicpulse replay list`)")
@@ -294,9 +335,44 @@ def drop(client: Client, generation: str) -> Generation:
         raise GenerationError(
             f"generation {generation!r} is running; stop it first (it is marked failed then)"
         )
+    if found.status == DROPPED:
+        raise GenerationError(f"generation {generation!r} is already dropped ({found.detail})")
     if not found.database.startswith(REPLAY_DATABASE_PREFIX):
         raise GenerationError(f"refusing to drop database {found.database!r}")
-    client.command(f"DROP DATABASE IF EXISTS `{found.database}`")
-    dropped = found.but(status="dropped", detail=f"database {found.database} dropped")
+    for view in DERIVED_VIEWS:
+        client.command(f"DROP VIEW IF EXISTS `{found.database}`.`{view}`")
+    for table in DERIVED_TABLES:
+        client.command(f"DROP TABLE IF EXISTS `{found.database}`.`{table}`")
+    own = replay_database(generation)
+    if _database_exists(client, own):
+        for table in OWN_TABLES:
+            client.command(f"DROP TABLE IF EXISTS `{own}`.`{table}`")
+    gone = [
+        database
+        for database in dict.fromkeys((found.database, own))
+        if _database_exists(client, database) and not _holds_kept_tables(client, database)
+    ]
+    for database in gone:
+        client.command(f"DROP DATABASE IF EXISTS `{database}`")
+    detail = f"its tables dropped from {found.database}"
+    if gone:
+        detail += f"; database {', '.join(gone)} dropped"
+    dropped = found.but(status=DROPPED, detail=detail)
     record(client, dropped)
     return dropped
+
+
+def _database_exists(client: Client, database: str) -> bool:
+    result = client.query(
+        "SELECT count() FROM system.databases WHERE name = {d:String}", parameters={"d": database}
+    )
+    return bool(result.result_rows[0][0])
+
+
+def _holds_kept_tables(client: Client, database: str) -> bool:
+    result = client.query(
+        "SELECT count() FROM system.tables "
+        "WHERE database = {d:String} AND name IN {t:Array(String)}",
+        parameters={"d": database, "t": [*DERIVED_TABLES, *OWN_TABLES]},
+    )
+    return bool(result.result_rows[0][0])

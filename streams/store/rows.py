@@ -37,12 +37,20 @@ class EventRow:
     ingested_at: datetime
     kafka_partition: int  # -1 when the event did not come from Kafka
     kafka_offset: int
+    line: int  # position of the event inside a batch message, 0 for a one-event message
 
     @classmethod
     def archived(
-        cls, event: Event, raw: bytes, ingested_at: datetime, partition: int, offset: int
+        cls,
+        event: Event,
+        raw: bytes,
+        ingested_at: datetime,
+        partition: int,
+        offset: int,
+        line: int = 0,
     ) -> EventRow:
-        """The archive row of a valid event and the bytes it was decoded from."""
+        """The archive row of a valid event and the bytes it was decoded from (``line``:
+        its position in a batch message)."""
         return cls(
             event.event_id,
             event.case_id,
@@ -54,6 +62,7 @@ class EventRow:
             ingested_at,
             partition,
             offset,
+            line,
         )
 
 
