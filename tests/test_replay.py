@@ -983,6 +983,22 @@ def test_an_empty_range_is_refused_before_it_empties_the_boards(
     assert snapshot(live) == before
     failed = get_generation(live, "none")
     assert failed is not None and failed.status == "failed"
+
+    # invalid events only: dead letters are no content to switch to, and are kept
+    def invalid(line: bytes) -> bytes:
+        return orjson.dumps({**orjson.loads(line), "type": "teleported"})
+
+    bad_lines = [invalid(line) for line in small_history[:40]] + [b"{}"]
+    bad_file = write_lines(tmp_path / "bad.jsonl", bad_lines)
+    with pytest.raises(ReplayInputError, match=r"no valid events .*41 invalid.*untouched"):
+        run_replay(
+            dsn, file_source(bad_file), ReplayOptions(generation="bad", invalid="dead-letter")
+        )
+    assert snapshot(live) == before
+    failed = get_generation(live, "bad")
+    assert failed is not None and failed.status == "failed"
+    dead_sql = "SELECT count() FROM {db}.dead_letters FINAL"
+    assert rows(live, dead_sql, "civicpulse_replay_bad") == [(41,)]
     for bad, message in (
         ({"since": "2026-03-02", "until": "2026-03-01"}, "--since/--until: an empty range"),
         ({"from_time": "2026-03-01", "to_time": "2026-03-01"}, "--from-time/--to-time: an empty"),

@@ -1,7 +1,7 @@
-"""What a replay does with its generation beyond the happy path: invalid-only input is
-not switched to, a generation built without a switch is `built` and can be dropped, a
-resume refuses other options, the first invalid event in file order stops the replay,
-and the summary's rate counts what the run itself folded."""
+"""What a replay does with its generation beyond the happy path: a generation built
+without a switch is `built` and can be dropped, a resume refuses other options, the
+first invalid event in file order stops the replay, the summary's rate counts what the
+run itself folded, and dead letters are stored at their position in the source."""
 
 from __future__ import annotations
 
@@ -21,7 +21,6 @@ from tests.test_replay import (
     dsn_of,
     file_source,
     interrupt_after_buckets,
-    rows,
     small_history,
     snapshot,
     write_lines,
@@ -34,30 +33,6 @@ def invalid_copy(line: bytes, event_type: str = "teleported") -> bytes:
     doc = orjson.loads(line)
     doc["type"] = event_type
     return orjson.dumps(doc)
-
-
-def test_input_of_invalid_events_only_is_not_switched_to(
-    chdb_dir: Path, tmp_path: Path, small_history: list[bytes]
-) -> None:
-    dsn = dsn_of(chdb_dir)
-    good = write_lines(tmp_path / "good.jsonl", small_history)
-    run_replay(dsn, file_source(good), ReplayOptions(generation="good"))
-    live = Store.open(dsn).client
-    before = snapshot(live)
-    assert before["case_facts"]
-
-    bad = write_lines(
-        tmp_path / "bad.jsonl", [invalid_copy(line) for line in small_history[:40]] + [b"{}"]
-    )
-    with pytest.raises(ReplayInputError, match=r"no valid events .*41 invalid.*untouched"):
-        run_replay(dsn, file_source(bad), ReplayOptions(generation="bad", invalid="dead-letter"))
-    assert snapshot(live) == before
-    record = get_generation(live, "bad")
-    assert record is not None and record.status == "failed"
-    # nothing is lost: the invalid events are in the failed generation's dead letters
-    assert rows(live, "SELECT count() FROM {db}.dead_letters FINAL", "civicpulse_replay_bad") == [
-        (41,)
-    ]
 
 
 def test_a_generation_built_without_a_switch_is_built_and_can_be_dropped(
