@@ -39,6 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.raw_consume import raw_consume_rate
 from streams import kafka_runtime
 from streams.contract import InvalidEvent, decode_event
+from streams.gc_tuning import tune_for_long_lived_objects
 from streams.kafka_runtime.topics import ensure_topics_sync
 from streams.replay import (
     ReplayOptions,
@@ -82,6 +83,7 @@ def main() -> None:
     parser.add_argument("--bootstrap", default="")
     parser.add_argument("--batch", type=int, default=500, help="events per NDJSON message")
     args = parser.parse_args()
+    tune_for_long_lived_objects()  # as `civicpulse replay run` does in its process
 
     with tempfile.TemporaryDirectory(prefix="civicpulse-replay-bench-") as tmp:
         root = Path(tmp)

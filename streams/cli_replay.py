@@ -208,12 +208,14 @@ def _note_other_policies(settings: Any, policies: str | None, switch: bool) -> N
 def _run_here(settings: Any, request: Any) -> dict[str, Any]:
     """The replay in this process (a ClickHouse server, or no worker owns the store)."""
     from streams.cli import resolve_bootstrap
+    from streams.gc_tuning import tune_for_long_lived_objects
     from streams.replay import AfterSwitchError, ReplayError, run_replay
     from streams.replay.service import options_for, result_summary, source_reader
     from streams.store import StoreError
 
     options = options_for(request, settings)
     bootstrap = resolve_bootstrap(settings) if request.from_topic is not None else ""
+    tune_for_long_lived_objects()  # this process plans, writes and may fold
     with _progress_bars() as progress:
         read = source_reader(request, options, lambda: bootstrap, progress)
         try:

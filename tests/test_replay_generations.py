@@ -183,3 +183,21 @@ def test_a_topic_dead_letter_is_stored_at_its_partition_offset_and_line(
     assert result.dead_letters == 2
     positions = dead_letter_positions(dsn_of(chdb_dir), "topicdead")
     assert sorted(positions) == [(0, 7, 0, "not_json"), (0, 8, 1, "schema")]
+
+
+def test_fold_processes_ignore_ctrl_c_and_collect_garbage_seldom() -> None:
+    import gc
+    import signal
+
+    from streams.gc_tuning import THRESHOLDS
+    from streams.replay.engine import _close_pool, _fold_pool
+
+    pool = _fold_pool(ReplayOptions(generation="pool", workers=2))
+    assert pool is not None
+    try:
+        assert pool.apply(gc.get_threshold) == THRESHOLDS
+        assert pool.apply(signal.getsignal, (signal.SIGINT,)) == signal.SIG_IGN
+    finally:
+        _close_pool(pool)
+    # this process's Ctrl-C handler is back once the pool started
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler

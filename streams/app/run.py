@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 from pathlib import Path
 
 from faust.worker import Worker
@@ -10,6 +9,7 @@ from faust.worker import Worker
 from streams.app.topology import topic_layout
 from streams.app.worker import build_app
 from streams.core.sla.policy import PolicySet, load_policies
+from streams.gc_tuning import tune_for_long_lived_objects
 from streams.kafka_runtime.topics import ensure_topics_sync
 from streams.logs import get_logger
 from streams.settings import Settings
@@ -38,10 +38,8 @@ def run_worker(settings: Settings, bootstrap: str) -> None:
         web=f"http://{settings.web_host}:{settings.web_port}",
     )
     app = build_app(settings, bootstrap, store, policies)
-    # The worker keeps many long-lived small objects (cached case states); the default
-    # collector thresholds make it rescan them every few thousand allocations.
-    gc.freeze()
-    gc.set_threshold(100_000, 50, 100)
+    # The worker keeps many long-lived small objects (cached case states).
+    tune_for_long_lived_objects()
     worker = Worker(
         app,
         loglevel=settings.log_level,

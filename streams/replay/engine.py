@@ -33,6 +33,7 @@ from streams.core.sla.rows import (
     CASE_SLA_TABLE,
     CYCLE_COLUMNS,
 )
+from streams.gc_tuning import tune_for_long_lived_objects
 from streams.replay.buckets import bucket_count, bucket_path
 from streams.replay.catch_up import (
     MAX_ROUNDS,
@@ -586,12 +587,14 @@ def _fold_pool(options: ReplayOptions) -> Pool | None:
 
 def _warm(policies_path: str | None) -> None:
     """Ignore Ctrl-C (the replay's own process handles it and terminates the pool: no
-    traceback from here), then load the policies ahead of the first bucket. A failure is
-    left for the bucket's own load to raise: a failing pool initializer would make the
-    pool restart its processes forever instead of failing the replay."""
+    traceback from here), load the policies ahead of the first bucket and tune the
+    collector for the bucket's objects (streams.gc_tuning). A failure to load is left
+    for the bucket's own load to raise: a failing pool initializer would make the pool
+    restart its processes forever instead of failing the replay."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     with contextlib.suppress(Exception):
         _policies(policies_path)
+    tune_for_long_lived_objects()
 
 
 def _close_pool(pool: Pool | None) -> None:
