@@ -35,9 +35,33 @@ def configure(level: str = "info", fmt: str = "console") -> None:
     root.setLevel(numeric)
     # aiokafka reports every coordinator hiccup at WARNING; they are routine during start-up.
     logging.getLogger("aiokafka").setLevel(max(numeric, logging.ERROR))
+    quiet_retried_coordinator_lookups()
     # One line per HTTP request would bury the live summary, which polls every second.
     for chatty in ("httpx", "httpcore"):
         logging.getLogger(chatty).setLevel(max(numeric, logging.WARNING))
+
+
+class _RetriedLookup(logging.Filter):
+    """Drops aiokafka's "Group Coordinator Request failed" when it retries: on a fresh
+    broker the first consumer group waits for the offsets topic to be created
+    (GroupCoordinatorNotAvailable), which aiokafka logs as an error and then retries
+    until it succeeds. Errors it does not retry still show."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args if isinstance(record.args, tuple) else ()
+        retried = bool(args) and bool(getattr(args[0], "retriable", False))
+        return not (record.msg == "Group Coordinator Request failed: %s" and retried)
+
+
+_LOOKUP_LOGGER = "aiokafka.consumer.group_coordinator"
+
+
+def quiet_retried_coordinator_lookups() -> None:
+    """Install the filter once (``configure`` does; so do readers of topics that may run
+    without it, like the replay benchmark)."""
+    logger = logging.getLogger(_LOOKUP_LOGGER)
+    if not any(isinstance(f, _RetriedLookup) for f in logger.filters):
+        logger.addFilter(_RetriedLookup())
 
 
 def get_logger(name: str) -> structlog.stdlib.BoundLogger:

@@ -16,6 +16,7 @@ from typing import Any
 
 from streams.contract.codec import ceil_ms
 from streams.contract.framing import split_items
+from streams.logs import quiet_retried_coordinator_lookups
 from streams.replay.errors import ReplayError, ReplayInputError
 from streams.replay.progress import PROGRESS_EVERY, Progress
 from streams.store import Store
@@ -242,6 +243,7 @@ def read_topic(
     from the first message stamped (Kafka timestamp) at or after ``from_time`` up to the
     first stamped at or after ``to_time``, found with the broker's time index: a time
     range of the topic, whatever the events' own times."""
+    quiet_retried_coordinator_lookups()
     loop = asyncio.new_event_loop()
     try:
         consumer, tps, start, stop = loop.run_until_complete(
