@@ -242,3 +242,17 @@ def test_an_interrupted_import_replay_names_the_command_that_resumes_it(tmp_path
     assert resumed_buckets(again.stdout.decode()) >= 1
     status, _ = generation_state(tmp_path, generation)
     assert status == "active"
+
+
+def test_a_parquet_event_column_that_is_not_text_is_refused_naming_its_type(
+    tmp_path: Path,
+) -> None:
+    import pyarrow as pa
+
+    numbers = tmp_path / "numbers.parquet"
+    pq.write_table(pa.table({"event": pa.array([1, 2, 3], pa.int64())}), numbers)
+    with pytest.raises(ReplayInputError, match=r"numbers\.parquet: .*string column 'event'.*int64"):
+        read_file(numbers)
+    binary = tmp_path / "binary.parquet"
+    pq.write_table(pa.table({"event": pa.array([b'{"a": 1}'], pa.binary())}), binary)
+    assert [raw for raw, _ in read_file(binary).events] == [b'{"a": 1}']

@@ -149,10 +149,14 @@ def _read_parquet(path: Path, fingerprint: str, progress: Progress | None) -> So
     except (pa.ArrowException, OSError) as err:
         raise ReplayInputError(f"{path}: not a readable Parquet file: {err}") from err
     names = parquet.schema_arrow.names
-    if PARQUET_COLUMN not in names:
+    kind = parquet.schema_arrow.field(PARQUET_COLUMN).type if PARQUET_COLUMN in names else None
+    types = pa.types
+    textual = (types.is_string, types.is_large_string, types.is_binary, types.is_large_binary)
+    if kind is None or not any(check(kind) for check in textual):
+        found = f"found columns {names}" if kind is None else f"its type is {kind}"
         raise ReplayInputError(
             f"{path}: a replay Parquet file has a string column {PARQUET_COLUMN!r} holding "
-            f"each event's JSON; found columns {names}"
+            f"each event's JSON; {found}"
         )
     total = parquet.metadata.num_rows
 
