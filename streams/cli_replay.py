@@ -285,19 +285,22 @@ def _run_in_worker(settings: Any, generation: str) -> dict[str, Any]:
         return found
 
     with _progress_bars() as progress:
+
+        def shown() -> dict[str, Any]:
+            state = status()
+            for item in state["progress"]:
+                progress(item["phase"], item["done"], item["total"])
+            return state
+
         try:
-            while True:
-                state = status()
-                for item in state["progress"]:
-                    progress(item["phase"], item["done"], item["total"])
-                if state["status"] != "running":
-                    break
+            while (state := shown())["status"] == "running":
                 _pause()
         except KeyboardInterrupt:
             try:
                 ask_worker(settings, "POST", f"{path}/cancel")
                 deadline = time.monotonic() + 120
-                while status()["status"] == "running" and time.monotonic() < deadline:
+                # the bars end where the worker stopped, not where the last poll was
+                while shown()["status"] == "running" and time.monotonic() < deadline:
                     time.sleep(POLL_SECONDS)
             except StoreAccessError:
                 pass
