@@ -102,7 +102,9 @@ def _deliver(
     """Send the events to the chosen sink, in event time: (events written, where)."""
     from streams.sources.importers.event_time import in_event_time
 
-    events = in_event_time(imported, spill_dir=_imports_dir())
+    # sorted runs go beside the output file, or (to a topic) under the data directory
+    spill = out.resolve().parent if out is not None else _imports_dir()
+    events = in_event_time(imported, spill_dir=spill)
     if out is not None:
         from streams.sources.importers.sinks import write_jsonl
 

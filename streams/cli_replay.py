@@ -208,15 +208,15 @@ def _note_other_policies(settings: Any, policies: str | None, switch: bool) -> N
 def _run_here(settings: Any, request: Any) -> dict[str, Any]:
     """The replay in this process (a ClickHouse server, or no worker owns the store)."""
     from streams.cli import resolve_bootstrap
-    from streams.gc_tuning import tune_for_long_lived_objects
+    from streams.gc_tuning import tuned_for_long_lived_objects
     from streams.replay import AfterSwitchError, ReplayError, run_replay
     from streams.replay.service import options_for, result_summary, source_reader
     from streams.store import StoreError
 
     options = options_for(request, settings)
     bootstrap = resolve_bootstrap(settings) if request.from_topic is not None else ""
-    tune_for_long_lived_objects()  # this process plans, writes and may fold
-    with _progress_bars() as progress:
+    # this process plans, writes and may fold
+    with tuned_for_long_lived_objects(), _progress_bars() as progress:
         read = source_reader(request, options, lambda: bootstrap, progress)
         try:
             result = run_replay(settings.clickhouse_dsn, read, options, progress)
@@ -371,8 +371,10 @@ def _generation_from_json(item: dict[str, Any]) -> Any:
 
 
 @replay_app.command("drop")
-def drop(replay_id: Annotated[str, typer.Argument(help="a retired or failed generation")]) -> None:
-    """Drop a retired or failed generation's tables (never the active one)."""
+def drop(
+    replay_id: Annotated[str, typer.Argument(help="a retired, built or failed generation")],
+) -> None:
+    """Drop a retired, built or failed generation's tables (never the active one)."""
     from streams.access import REPLAY_PATH
     from streams.cli import _settings
     from streams.store.generations import GenerationError

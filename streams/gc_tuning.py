@@ -10,7 +10,9 @@ cycles, so the rescans find nothing. Measured on the fold of 200,000 simulated e
 
 from __future__ import annotations
 
+import contextlib
 import gc
+from collections.abc import Iterator
 
 #: generation 0 collected every 100,000 net allocations (700 by default), the older
 #: generations after 50 and 100 of those
@@ -22,3 +24,16 @@ def tune_for_long_lived_objects() -> None:
     and collect less often."""
     gc.freeze()
     gc.set_threshold(*THRESHOLDS)
+
+
+@contextlib.contextmanager
+def tuned_for_long_lived_objects() -> Iterator[None]:
+    """The same for a while (a replay in a process that goes on with other work), then
+    the collector as it was."""
+    before = gc.get_threshold()
+    tune_for_long_lived_objects()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*before)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import itertools
+import os
 from datetime import timedelta
 from pathlib import Path
 
@@ -61,7 +62,7 @@ def test_event_time_order_with_ties_in_record_order() -> None:
     assert ties > 100
 
 
-@pytest.mark.parametrize("run_events", [1, 7, 250, 10_000])
+@pytest.mark.parametrize("run_events", [7, 250, 10_000])
 def test_spilled_runs_merge_to_the_same_order(tmp_path: Path, run_events: int) -> None:
     records = record_order()
     spill = tmp_path / "spill"
@@ -108,3 +109,27 @@ def test_times_before_and_after_the_epoch_and_a_bad_run_size() -> None:
     assert out == pairs([mixed[2], mixed[1], mixed[0]])
     with pytest.raises(ValueError, match="run_events"):
         list(in_event_time(mixed, run_events=0))
+
+
+@pytest.mark.parametrize("max_open", [2, 3, 200])
+def test_runs_beyond_the_open_file_limit_merge_in_passes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, max_open: int
+) -> None:
+    import resource
+
+    from streams.sources.importers import event_time
+
+    records = record_order()
+    monkeypatch.setattr(event_time, "MAX_OPEN_RUNS", max_open)
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    # a run per event: more runs than this process may open files
+    runs = len(records)
+    limit = min(len(os.listdir("/proc/self/fd")) + 250, hard)
+    assert runs > limit - len(os.listdir("/proc/self/fd"))
+    resource.setrlimit(resource.RLIMIT_NOFILE, (limit, hard))
+    try:
+        out = pairs(in_event_time(records, spill_dir=tmp_path, run_events=1))
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    assert out == pairs(sorted(records, key=lambda e: e.event.occurred_at))
+    assert list(tmp_path.iterdir()) == []

@@ -460,6 +460,7 @@ def test_cli_writes_json_lines_rejects_and_a_summary(cli_env: None, tmp_path: Pa
     # in event time, as the city's system sent them; ties in record order
     in_event_time = sorted(events, key=lambda e: e.event.occurred_at)
     assert out.read_bytes().splitlines() == [e.value for e in in_event_time]
+    assert not (tmp_path / "data").exists()  # --out needs no data directory
     assert [e.value for e in events] != [e.value for e in in_event_time]
     lines = [orjson.loads(line) for line in rejects.read_bytes().splitlines()]
     assert len(lines) == 18 and {r["reason"] for r in lines} == {"missing_closed_date"}

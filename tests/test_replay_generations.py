@@ -201,3 +201,36 @@ def test_fold_processes_ignore_ctrl_c_and_collect_garbage_seldom() -> None:
         _close_pool(pool)
     # this process's Ctrl-C handler is back once the pool started
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_the_live_tables_retired_by_a_long_ids_first_switch_can_be_dropped(
+    chdb_dir: Path, tmp_path: Path, small_history: list[bytes]
+) -> None:
+    from streams.store.generations import drop
+
+    dsn = dsn_of(chdb_dir)
+    long_id = "g" * 40  # the longest id: before_<id> is longer than an id may be
+    path = write_lines(tmp_path / "all.jsonl", small_history[:200])
+    run_replay(dsn, file_source(path), ReplayOptions(generation=long_id))
+    live = Store.open(dsn).client
+    dropped = drop(live, f"before_{long_id}")
+    assert dropped.status == "dropped"
+    query = "SELECT name FROM system.tables WHERE database = {d:String}"
+    left = {
+        r[0]
+        for r in live.query(query, parameters={"d": f"civicpulse_replay_{long_id}"}).result_rows
+    }
+    # the active generation's own tables stay; the retired live tables are gone
+    assert "replay_checkpoints" in left and "case_facts" not in left
+
+
+def test_the_collector_is_tuned_for_a_replay_and_restored_after_it() -> None:
+    import gc
+
+    from streams.gc_tuning import THRESHOLDS, tuned_for_long_lived_objects
+
+    before, frozen = gc.get_threshold(), gc.get_freeze_count()
+    with tuned_for_long_lived_objects():
+        assert gc.get_threshold() == THRESHOLDS
+        assert gc.get_freeze_count() > frozen
+    assert gc.get_threshold() == before and gc.get_freeze_count() == frozen

@@ -121,7 +121,7 @@ def register_views(
     @app.page(REPLAY_PATH + "/{generation}")
     class ReplayOne(View):
         """``GET``: progress of a replay this worker runs or ran; ``DELETE``: drop a
-        retired or failed generation's tables."""
+        retired, built or failed generation's tables."""
 
         async def get(self, request: Request, generation: str) -> Response:
             run = replays.get(generation)

@@ -516,6 +516,7 @@ def _finish_archive(
         resumed_buckets=0,
         switched=True,
         archived=archived,
+        resumed_events=active.events,  # built by the earlier run: nothing folded now
     )
 
 

@@ -343,13 +343,15 @@ def drop(client: Client, generation: str) -> Generation:
         client.command(f"DROP VIEW IF EXISTS `{found.database}`.`{view}`")
     for table in DERIVED_TABLES:
         client.command(f"DROP TABLE IF EXISTS `{found.database}`.`{table}`")
-    own = replay_database(generation)
-    if _database_exists(client, own):
+    # ``before_<id>`` (the live worker's tables retired by the first switch) has no
+    # database of its own, and may be longer than an id
+    own = replay_database(generation) if _ID.match(generation) else None
+    if own is not None and _database_exists(client, own):
         for table in OWN_TABLES:
             client.command(f"DROP TABLE IF EXISTS `{own}`.`{table}`")
     gone = [
         database
-        for database in dict.fromkeys((found.database, own))
+        for database in dict.fromkeys((found.database, own or found.database))
         if _database_exists(client, database) and not _holds_kept_tables(client, database)
     ]
     for database in gone:

@@ -9,14 +9,15 @@ arrives as the city's system would have sent it. Ties keep the record order, so 
 instants stay in lifecycle order and the output is the same on every run.
 
 Memory is bounded: runs of ``run_events`` events (each kept as its event time, key and
-bytes, not as objects) are sorted in memory and spilled to temporary files, then merged
-(``heapq.merge`` takes equal keys from earlier runs first, so the merge keeps the record
-order of ties too). An import that fits one run never
+bytes, not as objects) are sorted in memory and spilled to temporary files, then merged,
+at most ``MAX_OPEN_RUNS`` at a time (``heapq.merge`` takes equal keys from earlier runs
+first, so the merge keeps the record order of ties too). An import that fits one run never
 touches the disk.
 """
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 import itertools
 import struct
@@ -29,10 +30,12 @@ from typing import BinaryIO, Protocol
 
 from streams.sources.importers.common import ImportedEvent
 
-__all__ = ["RUN_EVENTS", "Keyed", "SortedEvent", "in_event_time"]
+__all__ = ["MAX_OPEN_RUNS", "RUN_EVENTS", "Keyed", "SortedEvent", "in_event_time"]
 
 #: events sorted in memory at a time (about 125 MB of LA 311 events)
 RUN_EVENTS = 250_000
+#: runs merged at once (open files); more are merged in passes
+MAX_OPEN_RUNS = 200
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _US = timedelta(microseconds=1)
@@ -80,13 +83,31 @@ def in_event_time(
             _write_run(path, run)
             paths.append(path)
             run = _next_run(source, run_events)
-        files = [path.open("rb") for path in paths]
-        try:
-            merged = heapq.merge(*(_read_run(f) for f in files), key=lambda item: item[0])
+        while len(paths) > MAX_OPEN_RUNS:  # merge in passes: open files are limited
+            merged_paths = []
+            for start in range(0, len(paths), MAX_OPEN_RUNS):
+                group = paths[start : start + MAX_OPEN_RUNS]
+                path = Path(tmp) / f"pass-{len(paths)}-{start:07d}"
+                with _merged(group) as merged:
+                    _write_run(path, merged)
+                for done in group:
+                    done.unlink()
+                merged_paths.append(path)
+            paths = merged_paths
+        with _merged(paths) as merged:
             yield from (event for _, event in merged)
-        finally:
-            for f in files:
-                f.close()
+
+
+@contextlib.contextmanager
+def _merged(paths: list[Path]) -> Iterator[Iterator[tuple[int, SortedEvent]]]:
+    """The runs in ``paths`` merged by event time; equal times in the order of
+    ``paths`` (consecutive runs of the input), then of each run."""
+    files = [path.open("rb") for path in paths]
+    try:
+        yield heapq.merge(*(_read_run(f) for f in files), key=lambda item: item[0])
+    finally:
+        for f in files:
+            f.close()
 
 
 def _next_run(source: Iterator[ImportedEvent], size: int) -> list[tuple[int, SortedEvent]]:
@@ -98,7 +119,7 @@ def _next_run(source: Iterator[ImportedEvent], size: int) -> list[tuple[int, Sor
     return run
 
 
-def _write_run(path: Path, run: list[tuple[int, SortedEvent]]) -> None:
+def _write_run(path: Path, run: Iterable[tuple[int, SortedEvent]]) -> None:
     with path.open("wb") as out:
         for at, event in run:
             out.write(_HEADER.pack(at, len(event.key), len(event.value)))
