@@ -180,8 +180,18 @@ def simulate(
     ensure_topics_sync(bootstrap, topic_layout(settings))
     topic = settings.topic(RAW)
     if live:
-        stream = live_stream(seed=seed, rate_per_s=rate or 200.0)
-        asyncio.run(produce(bootstrap, topic, stream, rate=rate or None))
+        stream = live_stream(
+            seed=seed,
+            rate_per_s=rate or 200.0,
+            malformed_share=malformed,
+            duplicate_share=duplicates,
+            out_of_order_share=out_of_order,
+        )
+        asyncio.run(
+            produce(
+                bootstrap, topic, stream, rate=rate or None, events_per_message=events_per_message
+            )
+        )
         return
     config = SimulationConfig(
         seed=seed,

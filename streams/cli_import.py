@@ -36,6 +36,14 @@ Replay = Annotated[
         "(kept as <data dir>/imports/<file>.jsonl, the replay's source)",
     ),
 ]
+ReplaceBoards = Annotated[
+    bool,
+    typer.Option(
+        "--replace",
+        help="with --replay: switch even if the boards would lose cases the import does not "
+        "hold (they then show the import's cases only)",
+    ),
+]
 Rejects = Annotated[
     Path | None,
     typer.Option("--rejects", help="write the rejected records (JSON Lines) to this file"),
@@ -154,6 +162,7 @@ def _run(
     rejects: Path | None,
     events_per_message: int,
     replay: bool = False,
+    replace: bool = False,
 ) -> None:
     from streams.sources.importers.sinks import write_rejects
 
@@ -175,7 +184,7 @@ def _run(
     if replay and out is not None:
         from streams.cli_replay import run_imported
 
-        run_imported(out)
+        run_imported(out, replace)
 
 
 @import_app.command("la311")
@@ -184,6 +193,7 @@ def import_la311(
     to_topic: ToTopic = False,
     out: Out = None,
     replay: Replay = False,
+    replace: ReplaceBoards = False,
     rejects: Rejects = None,
     timezone: Annotated[
         str, typer.Option(help="time zone of the export's local times")
@@ -199,7 +209,7 @@ def import_la311(
     def events(on_bytes: Any) -> Iterator[ImportedEvent]:
         return read_la311(file, report, timezone=timezone, encoding=encoding, on_bytes=on_bytes)
 
-    _run(report, events, file, to_topic, out, rejects, events_per_message, replay)
+    _run(report, events, file, to_topic, out, rejects, events_per_message, replay, replace)
 
 
 @import_app.command("open311")
@@ -208,6 +218,7 @@ def import_open311(
     to_topic: ToTopic = False,
     out: Out = None,
     replay: Replay = False,
+    replace: ReplaceBoards = False,
     rejects: Rejects = None,
     timezone: Annotated[
         str | None,
@@ -227,6 +238,6 @@ def import_open311(
         return read_open311(file, report, timezone=timezone, case_prefix=case_prefix)
 
     try:
-        _run(report, events, file, to_topic, out, rejects, events_per_message, replay)
+        _run(report, events, file, to_topic, out, rejects, events_per_message, replay, replace)
     except ValueError as err:  # a bad --case-prefix
         raise fail(str(err)) from err

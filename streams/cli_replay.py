@@ -119,6 +119,14 @@ def run(
     no_switch: Annotated[
         bool, typer.Option("--no-switch", help="build the generation, do not switch to it")
     ] = False,
+    replace: Annotated[
+        bool,
+        typer.Option(
+            "--replace",
+            help="switch even if the boards would lose cases this file or topic does not "
+            "hold (they then show its cases only)",
+        ),
+    ] = False,
     archive: Annotated[
         bool | None,
         typer.Option(
@@ -154,6 +162,7 @@ def run(
             buckets=max(1, buckets),
             bucket_events=max(1, bucket_events),
             switch=not no_switch,
+            replace=replace,
             archive=archive,
         ).absolute()
     except ReplayRequestError as err:
@@ -234,13 +243,13 @@ def _run_here(settings: Any, request: Any) -> dict[str, Any]:
 _resume_command: ContextVar[str | None] = ContextVar("_resume_command", default=None)
 
 
-def run_imported(path: Path) -> None:
+def run_imported(path: Path, replace: bool = False) -> None:
     """`import ... --replay`: replay the converted events kept at ``path``; one that is
     interrupted names `civicpulse replay run --from-file <path> --id <id>` to resume it."""
     command = f"civicpulse replay run --from-file {shlex.quote(str(path))}"
     token = _resume_command.set(command)
     try:
-        run(from_file=path)
+        run(from_file=path, replace=replace)
     finally:
         _resume_command.reset(token)
 
@@ -300,11 +309,15 @@ def _run_in_worker(settings: Any, generation: str) -> dict[str, Any]:
                 ask_worker(settings, "POST", f"{path}/cancel")
                 deadline = time.monotonic() + 120
                 # the bars end where the worker stopped, not where the last poll was
-                while shown()["status"] == "running" and time.monotonic() < deadline:
+                while (state := shown())["status"] == "running":
+                    if time.monotonic() >= deadline:
+                        break
                     time.sleep(POLL_SECONDS)
             except StoreAccessError:
-                pass
-            raise fail(_interrupted(generation)) from None
+                raise fail(_interrupted(generation)) from None
+            if state["status"] == "running":
+                raise fail(_interrupted(generation)) from None
+            # it may have ended otherwise before the cancel reached it (switched, say)
     if state["status"] == "interrupted":
         raise fail(_interrupted(generation))
     if state["status"] == "switched-incomplete":

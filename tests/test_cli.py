@@ -112,3 +112,44 @@ def test_alerts_tail_filters_by_agency_and_reports_foreign_messages(
     assert [a["case_id"] for a in shown] == ["C-water"]
     assert shown[0]["type"] == "sla.breached" and shown[0]["target"] == "resolution"
     assert any("not an alert" in line and f"{topic}/0@1" in line for line in lines)
+
+
+def test_simulate_live_takes_the_noise_and_batch_options(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """`simulate --live` passes --malformed, --duplicates, --out-of-order and
+    --events-per-message on (the stream and the producer are stood in for here: the
+    options' effect on the wire is tested with the simulator and the producer)."""
+    import streams.cli
+    import streams.kafka_runtime.topics
+    import streams.sources.simulator as simulator
+
+    seen: dict[str, Any] = {}
+
+    def fake_stream(**options: Any) -> str:
+        seen["stream"] = options
+        return "stream"
+
+    async def fake_produce(*args: Any, **options: Any) -> int:
+        seen["produce"] = (args, options)
+        return 0
+
+    monkeypatch.setattr(simulator, "live_stream", fake_stream)
+    monkeypatch.setattr(simulator, "produce", fake_produce)
+    monkeypatch.setattr(streams.cli, "resolve_bootstrap", lambda _settings: "127.0.0.1:1")
+    monkeypatch.setattr(streams.kafka_runtime.topics, "ensure_topics_sync", lambda *_: None)
+    monkeypatch.setenv("CIVICPULSE_CONFIG", str(tmp_path / "none.toml"))
+    args = ["simulate", "--live", "--rate", "5", "--malformed", "0.1", "--duplicates", "0.2"]
+    args += ["--out-of-order", "0.3", "--events-per-message", "7"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert seen["stream"] == {
+        "seed": 1,
+        "rate_per_s": 5.0,
+        "malformed_share": 0.1,
+        "duplicate_share": 0.2,
+        "out_of_order_share": 0.3,
+    }
+    produced_args, produced_options = seen["produce"]
+    assert produced_args[2] == "stream"
+    assert produced_options == {"rate": 5.0, "events_per_message": 7}

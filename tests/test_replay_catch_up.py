@@ -343,3 +343,52 @@ def test_a_catch_up_fold_failing_in_a_fold_process_fails_the_replay_and_cleans_u
     assert lost is not None and lost.status == "failed"
     assert state_of(live) == before
     assert sorted(path.name for path in work.iterdir()) == [], "no spill file left behind"
+
+
+def test_catch_up_rounds_stop_once_a_steady_stream_keeps_pace_with_them(
+    chdb_dir: Path,
+    small_history: list[bytes],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A live worker archiving at a steady rate: each round finds about what arrived
+    while the one before ran. Once a round finds no fewer events than the one before,
+    more rounds would not shrink the rest: the switch goes on, and the round after it
+    takes what is left (without the ten rounds and their warning)."""
+    from streams.replay import engine
+
+    dsn, store, events = archive_store(chdb_dir, small_history)
+    # each event once, so that every chunk holds as many new events
+    events = list(
+        {
+            (d["case_id"], d["event_id"]): raw
+            for raw, d in zip(events, map(orjson.loads, events), strict=True)
+        }.values()
+    )
+    first, during = events[: len(events) // 2], events[len(events) // 2 : len(events) * 3 // 4]
+    steady = events[len(events) * 3 // 4 :]
+    chunk = len(steady) // 5
+    archiver = Archiver(store)
+    archiver.add(first)
+    rounds: list[int] = []
+    real_round = engine.catch_up_round
+
+    def a_chunk_arrives_during_each_round(*args: Any) -> Any:
+        """Fault injection at the archive boundary: a chunk is archived before each
+        round reads (what the live worker archived while the last one ran)."""
+        start = len(rounds) * chunk
+        archiver.add(steady[start : start + chunk])
+        result = real_round(*args)
+        rounds.append(result.events)
+        return result
+
+    monkeypatch.setattr(engine, "catch_up_round", a_chunk_arrives_during_each_round)
+    with caplog.at_level("WARNING"):
+        result = run_replay(
+            dsn, archiving_afterwards(archiver, during), ReplayOptions(generation="steady")
+        )
+    # round 1: what arrived during the read and one chunk; rounds 2 and 3: a chunk each,
+    # so round 3 stops the rounds; then the round after the switch: a chunk
+    assert rounds == [len(during) + chunk, chunk, chunk, chunk]
+    assert result.switched and result.caught_up == len(during) + 4 * chunk
+    assert "catch-up rounds" not in caplog.text

@@ -256,3 +256,52 @@ def test_a_parquet_event_column_that_is_not_text_is_refused_naming_its_type(
     binary = tmp_path / "binary.parquet"
     pq.write_table(pa.table({"event": pa.array([b'{"a": 1}'], pa.binary())}), binary)
     assert [raw for raw, _ in read_file(binary).events] == [b'{"a": 1}']
+
+
+@pytest.mark.parametrize(
+    ("final", "expected"),
+    [
+        ({"status": "succeeded", "result": {"events": 5}}, {"events": 5}),
+        ({"status": "interrupted"}, "interrupted, live tables untouched"),
+        ({"status": "switched-incomplete", "error": "generation g is live, but"}, "is live"),
+    ],
+)
+def test_ctrl_c_of_a_replay_in_the_worker_reports_how_it_ended(
+    monkeypatch: pytest.MonkeyPatch, final: dict[str, object], expected: object
+) -> None:
+    """Ctrl-C asks the worker to cancel; a replay that had already switched (or whose
+    cancel came too late) is reported as it ended, not as interrupted and untouched.
+    The worker's HTTP answers are stood in for; the real worker path is in
+    tests/test_replay_worker.py."""
+    import click
+
+    import streams.access
+    import streams.cli_replay as cli_replay
+
+    answers = iter([{"status": "running", "progress": []}, {**final, "progress": []}])
+    calls: list[tuple[str, str]] = []
+
+    def ask(_settings: object, method: str, path: str) -> object:
+        calls.append((method, path))
+        return {} if method == "POST" else next(answers)
+
+    def pause() -> None:
+        raise KeyboardInterrupt
+
+    failures: list[str] = []
+
+    def fail(message: str) -> click.exceptions.Exit:
+        failures.append(message)
+        return click.exceptions.Exit(1)
+
+    monkeypatch.setattr(streams.access, "ask_worker", ask)
+    monkeypatch.setattr(cli_replay, "_pause", pause)
+    monkeypatch.setattr(cli_replay, "fail", fail)
+    if isinstance(expected, dict):
+        assert cli_replay._run_in_worker(object(), "g") == expected
+    else:
+        with pytest.raises(click.exceptions.Exit) as stopped:
+            cli_replay._run_in_worker(object(), "g")
+        assert stopped.value.exit_code == 1
+        assert len(failures) == 1 and str(expected) in failures[0]
+    assert ("POST", "/civicpulse/replay/g/cancel") in calls

@@ -21,6 +21,7 @@ from tests.test_replay import (
     dsn_of,
     file_source,
     interrupt_after_buckets,
+    rows,
     small_history,
     snapshot,
     write_lines,
@@ -234,3 +235,29 @@ def test_the_collector_is_tuned_for_a_replay_and_restored_after_it() -> None:
         assert gc.get_threshold() == THRESHOLDS
         assert gc.get_freeze_count() > frozen
     assert gc.get_threshold() == before and gc.get_freeze_count() == frozen
+
+
+def test_a_file_replay_that_would_take_cases_off_the_boards_needs_replace(
+    chdb_dir: Path, tmp_path: Path, small_history: list[bytes]
+) -> None:
+    """The live tables hold a city's cases; a file of some of them (an import, say)
+    switched to would leave the boards with the file's cases only."""
+    dsn = dsn_of(chdb_dir)
+    everything = write_lines(tmp_path / "all.jsonl", small_history)
+    run_replay(dsn, file_source(everything), ReplayOptions(generation="city"))
+    live = Store.open(dsn).client
+    before = snapshot(live)
+    cases = {orjson.loads(line)["case_id"] for line in small_history}
+    some = sorted(cases)[:20]
+    part = write_lines(
+        tmp_path / "part.jsonl",
+        [line for line in small_history if orjson.loads(line)["case_id"] in some],
+    )
+    with pytest.raises(ReplayInputError, match=rf"{len(cases) - 20:,} cases .*--replace"):
+        run_replay(dsn, file_source(part), ReplayOptions(generation="part"))
+    assert snapshot(live) == before
+    built = run_replay(dsn, file_source(part), ReplayOptions(generation="aside", switch=False))
+    assert built.cases == 20 and snapshot(live) == before
+    replaced = run_replay(dsn, file_source(part), ReplayOptions(generation="only", replace=True))
+    assert replaced.switched
+    assert rows(live, "SELECT count() FROM {db}.case_facts FINAL") == [(20,)]

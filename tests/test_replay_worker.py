@@ -33,9 +33,11 @@ def trickle(bootstrap: str, topic: str, emitted: list[Emitted], stop: threading.
 
 
 def run_args(history: Path, generation: str, bucket_events: int) -> list[str]:
+    """A file of other cases than the live ones: the boards show the file's cases only
+    once switched, which the command does when told so (--replace)."""
     return [
         *("replay", "run", "--from-file", str(history), "--id", generation, "--workers", "2"),
-        *("--bucket-events", str(bucket_events)),
+        *("--bucket-events", str(bucket_events), "--replace"),
     ]
 
 

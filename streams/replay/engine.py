@@ -351,6 +351,7 @@ def _build(
             _write_dead_letters(writer, source, result.invalid, updated_at, by_position=True)
             _write_fold(writer, result)
 
+        previous = 0
         for round_number in range(1, MAX_ROUNDS + 1):
             round_ = catch_up_round(live, state, options, template, work, replace, fold_all)
             if not round_.events:
@@ -360,6 +361,11 @@ def _build(
             late_count += len(round_.late)
             if progress is not None:
                 progress("catch-up", caught_up, None)
+            if round_number > 1 and round_.events >= previous:
+                # the archive grows as fast as rounds catch up (a steady live stream):
+                # more rounds would not shrink it; the round after the switch takes it
+                break
+            previous = round_.events
             if round_number == MAX_ROUNDS:
                 _log.warning(
                     "replay %s: the archive still grew after %d catch-up rounds; the "
@@ -389,6 +395,8 @@ def _build(
             f"{invalid if dead_total else ''}: nothing to switch to, the live tables are "
             "untouched"
         )
+    if options.switch and not options.replace and source.read_up_to is None:
+        _refuse_losing_cases(live, replay, source, cases_done)
     finished = generation.but(
         events=events_done,
         cases=cases_done,
@@ -433,6 +441,28 @@ def _build(
         archived=archived,
         caught_up=caught_up,
     )
+
+
+def _refuse_losing_cases(live: Store, replay: Store, source: SourceData, cases: int) -> None:
+    """A file or topic replay holds the cases of its source only: switched to, it would
+    take every other case off the boards (the live city's, say). Refused unless asked
+    for (``replace``); a replay from the archive holds every archived case."""
+    live_database = live.client.database or "default"
+    missing = int(
+        replay.client.query(
+            f"SELECT count() FROM `{live_database}`.case_facts FINAL "
+            "WHERE case_id NOT IN (SELECT case_id FROM case_facts)"
+        ).result_rows[0][0]
+    )
+    if missing:
+        raise ReplayInputError(
+            f"{source.name}: switching to this generation ({cases:,} cases) would take "
+            f"{missing:,} cases the boards show off them (a {source.name.split(':')[0]} "
+            "replay holds its own cases only): nothing switched, the live tables are "
+            "untouched. Give --replace to switch to it anyway, --no-switch to build it "
+            "aside; to add history beside the live data, import it --to-topic (or "
+            "replay this source once with --replace before the live feed starts)"
+        )
 
 
 def _catch_up_after_switch(

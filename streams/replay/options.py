@@ -28,6 +28,9 @@ class ReplayOptions:
     partitions: int = 4
     late_grace: timedelta = timedelta(days=1)
     switch: bool = True
+    #: switch even if the boards would lose cases the generation does not hold (a file
+    #: or topic replay holds its own cases only; the live tables may hold others)
+    replace: bool = False
     #: also add the valid events to the live raw archive (``events``) at the switch, so
     #: a later replay from the archive holds them: for sources the live ingest step has
     #: not archived (files, imports)

@@ -68,6 +68,8 @@ class ReplayRequest:
     buckets: int = 16
     bucket_events: int = 200_000
     switch: bool = True
+    #: switch even if the boards would lose cases the generation does not hold
+    replace: bool = False
     #: add the events to the live archive at the switch (default: for files only)
     archive: bool | None = None
 
@@ -169,6 +171,7 @@ def options_for(request: ReplayRequest, settings: Settings) -> ReplayOptions:
         partitions=settings.topic_partitions,
         late_grace=timedelta(seconds=settings.late_grace_seconds),
         switch=request.switch,
+        replace=request.replace,
         archive=bool(request.archive),
         work_dir=settings.data_dir.resolve() / "replay" / request.generation,
     )
