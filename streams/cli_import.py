@@ -17,6 +17,7 @@ import typer
 from rich.markup import escape
 
 from streams.cli_output import console, err_console, fail, summary_table
+from streams.cli_replay import Replace
 from streams.sources.importers.common import ImportedEvent, ImportFormatError, ImportReport
 
 import_app = typer.Typer(
@@ -34,14 +35,6 @@ Replay = Annotated[
         "--replay",
         help="replay the events straight into a new generation of the derived tables "
         "(kept as <data dir>/imports/<file>.jsonl, the replay's source)",
-    ),
-]
-ReplaceBoards = Annotated[
-    bool,
-    typer.Option(
-        "--replace",
-        help="with --replay: switch even if the boards would lose cases the import does not "
-        "hold (they then show the import's cases only)",
     ),
 ]
 Rejects = Annotated[
@@ -193,7 +186,7 @@ def import_la311(
     to_topic: ToTopic = False,
     out: Out = None,
     replay: Replay = False,
-    replace: ReplaceBoards = False,
+    replace: Replace = False,
     rejects: Rejects = None,
     timezone: Annotated[
         str, typer.Option(help="time zone of the export's local times")
@@ -218,7 +211,7 @@ def import_open311(
     to_topic: ToTopic = False,
     out: Out = None,
     replay: Replay = False,
-    replace: ReplaceBoards = False,
+    replace: Replace = False,
     rejects: Rejects = None,
     timezone: Annotated[
         str | None,

@@ -69,6 +69,17 @@ def _progress_bars() -> Iterator[Callable[[str, int, int | None], None]]:
         yield update
 
 
+#: ``replay run --replace`` and ``import ... --replay --replace``
+Replace = Annotated[
+    bool,
+    typer.Option(
+        "--replace",
+        help="a file or topic replay (import: --replay): switch even if the boards would "
+        "lose cases it does not hold (they then show its cases only)",
+    ),
+]
+
+
 @replay_app.command("run")
 def run(
     from_file: Annotated[
@@ -119,14 +130,7 @@ def run(
     no_switch: Annotated[
         bool, typer.Option("--no-switch", help="build the generation, do not switch to it")
     ] = False,
-    replace: Annotated[
-        bool,
-        typer.Option(
-            "--replace",
-            help="switch even if the boards would lose cases this file or topic does not "
-            "hold (they then show its cases only)",
-        ),
-    ] = False,
+    replace: Replace = False,
     archive: Annotated[
         bool | None,
         typer.Option(

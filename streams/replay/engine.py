@@ -55,7 +55,7 @@ from streams.replay.errors import (
     ReplayInterrupted,
 )
 from streams.replay.fold import BucketResult, BucketTask, Invalid, _policies, fold_bucket
-from streams.replay.options import ReplayOptions
+from streams.replay.options import ReplayOptions, described
 from streams.replay.plan import LateRow, plan
 from streams.replay.progress import Progress
 from streams.replay.sources import SourceData, close_events, parse_marks
@@ -205,15 +205,6 @@ def _taken(generation_id: str, status: str) -> str:
     return f"generation {generation_id!r} is {status}: use a new --id, or drop it first"
 
 
-def _described(signature: str) -> str:
-    """``since=...|until=...|invalid=...|archive=...`` as the command's options."""
-    fields = dict(part.split("=", 1) for part in signature.split("|") if "=" in part)
-    words = [f"--{name} {fields[name]}" for name in ("since", "until") if fields.get(name)]
-    words.append(f"--invalid {fields.get('invalid', '?')}")
-    words.append("--archive" if fields.get("archive") == "True" else "--no-archive")
-    return " ".join(words)
-
-
 def _build(
     live: Store,
     replay: Store,
@@ -241,7 +232,7 @@ def _build(
     if saved is not None and saved.options and saved.options != options.signature():
         raise ReplayError(
             f"generation {generation.generation!r} was started with other options "
-            f"({_described(saved.options)}; now {_described(options.signature())}): resume "
+            f"({described(saved.options)}; now {described(options.signature())}): resume "
             "it with the same ones, or use a new --id"
         )
     if saved is not None and source.read_up_to is not None:

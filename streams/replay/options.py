@@ -45,3 +45,12 @@ class ReplayOptions:
         since = self.since.isoformat() if self.since is not None else ""
         until = self.until.isoformat() if self.until is not None else ""
         return f"since={since}|until={until}|invalid={self.invalid}|archive={self.archive}"
+
+
+def described(signature: str) -> str:
+    """A ``ReplayOptions.signature`` as the command's options."""
+    fields = dict(part.split("=", 1) for part in signature.split("|") if "=" in part)
+    words = [f"--{name} {fields[name]}" for name in ("since", "until") if fields.get(name)]
+    words.append(f"--invalid {fields.get('invalid', '?')}")
+    words.append("--archive" if fields.get("archive") == "True" else "--no-archive")
+    return " ".join(words)
